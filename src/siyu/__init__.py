@@ -1,0 +1,3 @@
+"""siyu — private-domain customer operations."""
+
+__version__ = "0.1.0"

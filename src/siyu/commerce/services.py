@@ -1,0 +1,212 @@
+"""Writes for stores, staff, products, orders and refunds. Batches are idempotent by the
+caller's ids (code, sku, order_no, refund_no)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+
+from siyu.commerce import queries
+from siyu.commerce.models import Order, OrderItem, OrderStatus, Product, Refund, Staff, Store
+from siyu.commerce.schemas import OrderIn, ProductIn, StaffIn, StoreIn
+from siyu.contacts import queries as contact_queries
+from siyu.errors import ValidationFailed
+from siyu.ingest import BatchResult, RowError, duplicate_ids
+from siyu.tenancy.models import Workspace
+
+
+def _upsert(model, key: str, *, workspace: Workspace, rows: list[dict]) -> BatchResult:
+    result = BatchResult()
+    dupes = duplicate_ids([r[key] for r in rows])
+    result.errors = [RowError(i, key, msg) for i, msg in dupes.items()]
+    rows = [r for i, r in enumerate(rows) if i not in dupes]
+    existing = {getattr(o, key): o for o in model.objects.filter(workspace=workspace, **{f"{key}__in": [r[key] for r in rows]})}
+    new, changed, fields = [], [], set()
+    for row in rows:
+        obj = existing.get(row[key])
+        if obj is None:
+            new.append(model(workspace=workspace, **row))
+            continue
+        diff = {k: v for k, v in row.items() if getattr(obj, k) != v}
+        if diff:
+            for k, v in diff.items():
+                setattr(obj, k, v)
+            fields.update(diff)
+            changed.append(obj)
+        else:
+            result.unchanged += 1
+    model.objects.bulk_create(new, batch_size=1000)
+    if changed:
+        model.objects.bulk_update(changed, sorted(fields), batch_size=1000)
+    result.created, result.updated = len(new), len(changed)
+    return result
+
+
+@transaction.atomic
+def stores_upsert(*, workspace: Workspace, items: list[StoreIn]) -> BatchResult:
+    return _upsert(Store, "code", workspace=workspace, rows=[i.model_dump() for i in items])
+
+
+@transaction.atomic
+def products_upsert(*, workspace: Workspace, items: list[ProductIn]) -> BatchResult:
+    return _upsert(Product, "sku", workspace=workspace, rows=[i.model_dump() for i in items])
+
+
+@transaction.atomic
+def staff_upsert(*, workspace: Workspace, items: list[StaffIn]) -> BatchResult:
+    stores = queries.store_ids_by_code(workspace=workspace, codes=[i.store_code for i in items if i.store_code])
+    rows, errors = [], []
+    for idx, item in enumerate(items):
+        row = item.model_dump(exclude={"store_code"})
+        if item.store_code and item.store_code not in stores:
+            errors.append(RowError(idx, "store_code", f"unknown store code {item.store_code!r}"))
+            row = None
+        elif item.store_code:
+            row["store_id"] = stores[item.store_code]
+        else:
+            row["store_id"] = None
+        rows.append(row)
+    good = [r for r in rows if r is not None]
+    result = _upsert(Staff, "code", workspace=workspace, rows=good)
+    result.errors = errors + result.errors
+    return result
+
+
+@dataclass
+class PreparedOrders:
+    orders: list[Order]
+    items: list[list[OrderItem]]
+    refunds: list[list[Refund]]
+    existing_refunds: list[Refund]
+    unchanged: int
+
+
+def prepare_orders(*, workspace: Workspace, items: list[OrderIn]) -> tuple[PreparedOrders, list[RowError]]:
+    """Resolves contacts, stores, staff and products for a batch in a few queries and says, per
+    item, what is wrong. Orders already stored are skipped (only refunds they did not have are
+    added), which makes re-sending a batch a no-op."""
+    errors: dict[int, RowError] = {
+        i: RowError(i, "order_no", msg) for i, msg in duplicate_ids([o.order_no for o in items]).items()
+    }
+    refs = [o.contact.model_dump() if o.contact else None for o in items]
+    contact_ids, unresolved = contact_queries.resolve_identity_refs(
+        workspace=workspace, refs=refs, contact_ids=[o.contact_id for o in items]
+    )
+    for i, msg in unresolved.items():
+        errors.setdefault(i, RowError(i, "contact_id" if items[i].contact_id else "contact", msg))
+    stores = queries.store_ids_by_code(workspace=workspace, codes=[o.store_code for o in items if o.store_code])
+    staff = queries.staff_ids_by_code(workspace=workspace, codes=[o.staff_code for o in items if o.staff_code])
+    products = queries.product_ids_by_sku(workspace=workspace, skus=[it.sku for o in items for it in o.items])
+    for i, o in enumerate(items):
+        if i in errors:
+            continue
+        if o.store_code and o.store_code not in stores:
+            errors[i] = RowError(i, "store_code", f"unknown store code {o.store_code!r}")
+        elif o.staff_code and o.staff_code not in staff:
+            errors[i] = RowError(i, "staff_code", f"unknown staff code {o.staff_code!r}")
+    existing = dict(
+        Order.objects.filter(workspace=workspace, order_no__in=[o.order_no for o in items]).values_list("order_no", "id")
+    )
+    known_refunds = set(
+        Refund.objects.filter(workspace=workspace, refund_no__in=[r.refund_no for o in items for r in o.refunds]).values_list(
+            "refund_no", flat=True
+        )
+    )
+    prepared = PreparedOrders([], [], [], [], 0)
+    for i, o in enumerate(items):
+        if i in errors:
+            continue
+        if o.order_no in existing:
+            new_refunds = [r for r in o.refunds if r.refund_no not in known_refunds]
+            prepared.existing_refunds += [
+                Refund(workspace=workspace, order_id=existing[o.order_no], refund_no=r.refund_no, amount=r.amount,
+                       refunded_at=r.refunded_at, reason=r.reason)
+                for r in new_refunds
+            ]
+            prepared.unchanged += 0 if new_refunds else 1
+            continue
+        clash = next((r.refund_no for r in o.refunds if r.refund_no in known_refunds), None)
+        if clash:
+            errors[i] = RowError(i, "refunds", f"refund_no {clash!r} already belongs to another order")
+            continue
+        refunded = sum((r.amount for r in o.refunds), Decimal("0.00"))
+        prepared.orders.append(
+            Order(
+                workspace=workspace, order_no=o.order_no, contact_id=contact_ids[i], channel=o.channel, platform=o.platform,
+                store_id=stores.get(o.store_code) if o.store_code else None,
+                staff_id=staff.get(o.staff_code) if o.staff_code else None,
+                paid_at=o.paid_at, gross_amount=o.gross_amount, discount_amount=o.discount_amount, amount=o.amount,
+                refunded_amount=refunded, status=_status(o.amount, refunded),
+            )
+        )
+        prepared.items.append(
+            [
+                OrderItem(workspace=workspace, product_id=products.get(it.sku), sku=it.sku, name=it.name,
+                          quantity=it.quantity, unit_price=it.unit_price, amount=it.amount)
+                for it in o.items
+            ]
+        )
+        prepared.refunds.append(
+            [Refund(workspace=workspace, refund_no=r.refund_no, amount=r.amount, refunded_at=r.refunded_at, reason=r.reason)
+             for r in o.refunds]
+        )
+    return prepared, sorted(errors.values(), key=lambda e: e.index)
+
+
+def _status(amount: Decimal, refunded: Decimal) -> str:
+    if refunded <= 0:
+        return OrderStatus.PAID
+    return OrderStatus.REFUNDED if refunded >= amount else OrderStatus.PARTIALLY_REFUNDED
+
+
+@transaction.atomic
+def write_orders(*, workspace: Workspace, prepared: PreparedOrders) -> BatchResult:
+    Order.objects.bulk_create(prepared.orders, batch_size=1000)
+    items, refunds = [], []
+    for order, its, rfs in zip(prepared.orders, prepared.items, prepared.refunds, strict=True):
+        for it in its:
+            it.order_id = order.id
+        for rf in rfs:
+            rf.order_id = order.id
+        items += its
+        refunds += rfs
+    OrderItem.objects.bulk_create(items, batch_size=2000)
+    Refund.objects.bulk_create(refunds + prepared.existing_refunds, batch_size=1000)
+    if prepared.existing_refunds:
+        _apply_refunds(workspace, {r.order_id for r in prepared.existing_refunds})
+    return BatchResult(created=len(prepared.orders), updated=len({r.order_id for r in prepared.existing_refunds}),
+                       unchanged=prepared.unchanged)
+
+
+def _apply_refunds(workspace: Workspace, order_ids: set[int]) -> None:
+    """Re-totals refunds per order; the database constraint refuses refunds above the amount paid."""
+    totals = dict(
+        Refund.objects.filter(workspace=workspace, order_id__in=order_ids).values("order_id").annotate(t=Sum("amount")).values_list("order_id", "t")
+    )
+    orders = list(Order.objects.select_for_update().filter(workspace=workspace, id__in=order_ids).order_by("id"))
+    for order in orders:
+        order.refunded_amount = totals.get(order.id, Decimal("0.00"))
+        if order.refunded_amount > order.amount:
+            raise ValidationFailed(
+                "refund_exceeds_amount",
+                f"refunds of order {order.order_no} would total {order.refunded_amount}, more than the {order.amount} paid",
+                path="refunds",
+            )
+        order.status = _status(order.amount, order.refunded_amount)
+    Order.objects.bulk_update(orders, ["refunded_amount", "status"])
+
+
+@transaction.atomic
+def orders_ingest(*, workspace: Workspace, items: list[OrderIn], partial: bool = False) -> BatchResult:
+    """``partial=False`` (the API) refuses the whole batch if any item is bad; ``partial=True``
+    (imports) keeps the good ones and returns the errors."""
+    prepared, errors = prepare_orders(workspace=workspace, items=items)
+    if errors and not partial:
+        BatchResult(errors=errors).raise_if_errors()
+    result = write_orders(workspace=workspace, prepared=prepared)
+    result.errors = errors
+    return result
+

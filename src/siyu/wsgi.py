@@ -1,0 +1,8 @@
+"""WSGI entry point (``siyu serve`` uses it; so can gunicorn/uwsgi)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "siyu.settings")
+application = get_wsgi_application()
