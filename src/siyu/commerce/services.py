@@ -210,3 +210,15 @@ def orders_ingest(*, workspace: Workspace, items: list[OrderIn], partial: bool =
     result.errors = errors
     return result
 
+
+
+@transaction.atomic
+def staff_link_user(*, workspace: Workspace, staff_code: str, user: object) -> Staff:
+    """Binds a console login to a staff member, which limits that login to the staff's store."""
+    staff = Staff.objects.select_for_update().filter(workspace=workspace, code=staff_code).first()
+    if staff is None:
+        raise ValidationFailed("unknown_reference", f"unknown staff code {staff_code!r}", path="staff_code")
+    Staff.objects.filter(workspace=workspace, user=user).exclude(id=staff.id).update(user=None)
+    staff.user = user
+    staff.save(update_fields=["user"])
+    return staff

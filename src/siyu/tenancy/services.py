@@ -104,3 +104,14 @@ def audit_record(
         target_id=str(getattr(target, "pk", "") or ""),
         data=data or {},
     )
+
+
+@transaction.atomic
+def owner_login_reset(*, workspace: Workspace, username: str, password: str) -> Any:
+    """For the demo: (re)creates an owner login with a fresh password the CLI prints."""
+    User = get_user_model()
+    user = User.objects.filter(username=username).first() or User(username=username)
+    user.set_password(password)
+    user.save()
+    membership_set(workspace=workspace, user=user, role=Role.OWNER)
+    return user
