@@ -109,6 +109,7 @@ def createuser(data_dir, username, slug, role, staff_code, password, random_pass
     """Create a console login with a role in a workspace."""
     _setup(data_dir)
     from django.contrib.auth import get_user_model
+    from django.db import transaction
 
     from siyu.commerce import services as commerce_services
     from siyu.errors import DomainError
@@ -120,12 +121,13 @@ def createuser(data_dir, username, slug, role, staff_code, password, random_pass
     elif password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = get_user_model().objects.filter(username=username).first() or services.user_create(
-            username=username, password=password
-        )
-        services.membership_set(workspace=ws, user=user, role=role)
-        if staff_code:
-            commerce_services.staff_link_user(workspace=ws, staff_code=staff_code, user=user)
+        with transaction.atomic():
+            user = get_user_model().objects.filter(username=username).first() or services.user_create(
+                username=username, password=password
+            )
+            services.membership_set(workspace=ws, user=user, role=role)
+            if staff_code:
+                commerce_services.staff_link_user(workspace=ws, staff_code=staff_code, user=user)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     console.print(f"User [bold]{username}[/] is {role} of {ws.slug}.")

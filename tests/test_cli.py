@@ -1,0 +1,60 @@
+"""The `siyu` command as a user runs it: a real process on a fresh data folder."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+SIYU = [sys.executable, "-m", "siyu.cli"]
+
+
+def _run(args, data_dir: Path, **kw):
+    env = {**os.environ, "SIYU_DATA_DIR": str(data_dir)}
+    env.pop("DATABASE_URL", None)  # each test gets its own embedded database
+    return subprocess.run([*SIYU, *args], env=env, capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_help_lists_every_command(tmp_path):
+    out = _run(["--help"], tmp_path).stdout
+    for command in ("demo", "init", "serve", "worker", "createuser", "apikey", "import"):
+        assert command in out
+
+
+def test_init_then_apikey_prints_a_working_key_once(tmp_path):
+    init = _run(["init", "--slug", "fruit", "--name", "Fruit"], tmp_path)
+    assert init.returncode == 0, init.stderr
+    assert "Workspace fruit created" in init.stdout
+    created = _run(["apikey", "create", "--workspace", "fruit", "--name", "pos"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    raw = created.stdout.strip().splitlines()[-1]
+    assert raw.startswith("sy_")
+    listed = _run(["apikey", "list", "--workspace", "fruit"], tmp_path).stdout
+    assert "pos" in listed and raw not in listed
+    assert (tmp_path / "siyu.sqlite3").exists()
+
+
+def test_init_refuses_a_taken_slug_and_bad_time_zone(tmp_path):
+    assert _run(["init", "--slug", "fruit"], tmp_path).returncode == 0
+    again = _run(["init", "--slug", "fruit"], tmp_path)
+    assert again.returncode != 0 and "already exists" in again.stderr
+    bad = _run(["init", "--slug", "other", "--time-zone", "Mars/Olympus"], tmp_path)
+    assert bad.returncode != 0 and "Unknown time zone 'Mars/Olympus'" in bad.stderr
+
+
+def test_createuser_with_random_password_and_unknown_workspace(tmp_path):
+    _run(["init", "--slug", "fruit"], tmp_path)
+    ok = _run(["createuser", "lin", "--workspace", "fruit", "--role", "analyst", "--random-password"], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "User lin is analyst of fruit" in ok.stdout and "Password:" in ok.stdout
+    missing = _run(["createuser", "x", "--workspace", "nope", "--password", "longenough1"], tmp_path)
+    assert missing.returncode != 0 and "No workspace 'nope'" in missing.stderr
+
+
+def test_createuser_staff_with_unknown_staff_code_creates_nothing(tmp_path):
+    _run(["init", "--slug", "fruit"], tmp_path)
+    args = ["createuser", "dg", "--workspace", "fruit", "--role", "staff", "--staff-code", "E404", "--password", "longenough1"]
+    res = _run(args, tmp_path)
+    assert res.returncode != 0 and "unknown staff code 'E404'" in res.stderr
+    with sqlite3.connect(tmp_path / "siyu.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM auth_user WHERE username = 'dg'").fetchone() == (0,)
