@@ -11,9 +11,9 @@ from django.db.models import Sum
 
 from siyu.commerce import queries
 from siyu.commerce.models import Order, OrderItem, OrderStatus, Product, Refund, Staff, Store
-from siyu.commerce.schemas import OrderIn, ProductIn, StaffIn, StoreIn
+from siyu.commerce.schemas import OrderIn, ProductIn, RefundIn, StaffIn, StoreIn
 from siyu.contacts import queries as contact_queries
-from siyu.errors import ValidationFailed
+from siyu.errors import NotFound, ValidationFailed
 from siyu.ingest import BatchResult, RowError, duplicate_ids
 from siyu.tenancy.models import Workspace
 
@@ -188,7 +188,8 @@ def _apply_refunds(workspace: Workspace, order_ids: set[int]) -> None:
     )
     orders = list(Order.objects.select_for_update().filter(workspace=workspace, id__in=order_ids).order_by("id"))
     for order in orders:
-        order.refunded_amount = totals.get(order.id, Decimal("0.00"))
+        # SQLite sums decimals without their scale; money is always shown to the fen.
+        order.refunded_amount = Decimal(totals.get(order.id) or 0).quantize(Decimal("0.01"))
         if order.refunded_amount > order.amount:
             raise ValidationFailed(
                 "refund_exceeds_amount",
@@ -222,3 +223,40 @@ def staff_link_user(*, workspace: Workspace, staff_code: str, user: object) -> S
     staff.user = user
     staff.save(update_fields=["user"])
     return staff
+
+
+@transaction.atomic
+def refunds_add(*, workspace: Workspace, order_no: str, items: list[RefundIn]) -> BatchResult:
+    """Adds refunds to a stored order, all or none. A refund_no the order already has is left as
+    it is, so a retried call changes nothing; the order's status follows the new total."""
+    order = Order.objects.select_for_update().filter(workspace=workspace, order_no=order_no).first()
+    if order is None:
+        raise NotFound("not_found", f"Order {order_no} not found.")
+    result = BatchResult()
+    errors = {i: RowError(i, "refund_no", m) for i, m in duplicate_ids([r.refund_no for r in items]).items()}
+    known = dict(
+        Refund.objects.filter(workspace=workspace, refund_no__in=[r.refund_no for r in items]).values_list("refund_no", "order_id")
+    )
+    new = []
+    for i, r in enumerate(items):
+        owner = known.get(r.refund_no)
+        if i in errors:
+            continue
+        if owner is None:
+            new.append(Refund(workspace=workspace, order=order, refund_no=r.refund_no, amount=r.amount,
+                              refunded_at=r.refunded_at, reason=r.reason))
+        elif owner == order.id:
+            result.unchanged += 1
+        else:
+            errors[i] = RowError(i, "refund_no", f"refund_no {r.refund_no!r} already belongs to another order")
+    BatchResult(errors=sorted(errors.values(), key=lambda e: e.index)).raise_if_errors()
+    total = order.refunded_amount + sum((r.amount for r in new), Decimal("0.00"))
+    if total > order.amount:
+        raise ValidationFailed(
+            "refund_exceeds_amount", f"refunds of order {order_no} would total {total}, more than the {order.amount} paid"
+        )
+    Refund.objects.bulk_create(new)
+    if new:
+        _apply_refunds(workspace, {order.id})
+    result.created = len(new)
+    return result
