@@ -58,3 +58,9 @@ def test_createuser_staff_with_unknown_staff_code_creates_nothing(tmp_path):
     assert res.returncode != 0 and "unknown staff code 'E404'" in res.stderr
     with sqlite3.connect(tmp_path / "siyu.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM auth_user WHERE username = 'dg'").fetchone() == (0,)
+
+
+def test_worker_in_batch_mode_drains_the_queue_and_exits(tmp_path):
+    res = _run(["worker", "--batch"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "No more tasks to run" in res.stdout + res.stderr
