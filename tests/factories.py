@@ -8,9 +8,10 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 
-from siyu.commerce.models import Product, Staff, Store
+from siyu.commerce.models import Order, OrderItem, Product, Staff, Store
 from siyu.contacts.schemas import ContactIn
 from siyu.contacts.services import contacts_upsert
+from siyu.events.models import Event
 from siyu.tenancy import services as tenancy_services
 from siyu.tenancy.models import Workspace
 
@@ -52,3 +53,22 @@ def contact(ws: Workspace, phone: str | None = None, **kw):
     identities = kw.pop("identities", None) or [{"kind": "phone", "value": phone or f"139{next(_seq):08d}"}]
     kw.setdefault("first_seen_at", datetime(2026, 1, 1, tzinfo=UTC))
     return contacts_upsert(workspace=ws, items=[ContactIn(identities=identities, **kw)])[0].contact
+
+
+def order(ws: Workspace, contact_obj, amount: str = "99.00", paid_at: datetime | None = None, **kw):
+    """An order paid in full (no discount); ``items`` as (sku, name, quantity, unit_price) tuples."""
+    items = kw.pop("items", [])
+    o = Order.objects.create(
+        workspace=ws, order_no=kw.pop("order_no", f"O{next(_seq)}"), contact=contact_obj,
+        channel=kw.pop("channel", "store"), paid_at=paid_at or datetime(2026, 1, 2, tzinfo=UTC),
+        gross_amount=Decimal(amount), amount=Decimal(amount), **kw,
+    )
+    for sku, name, quantity, unit_price in items:
+        OrderItem.objects.create(workspace=ws, order=o, sku=sku, name=name, quantity=quantity,
+                                 unit_price=Decimal(unit_price), amount=Decimal(unit_price) * quantity)
+    return o
+
+
+def event(ws: Workspace, contact_obj, type: str = "page_view", occurred_at: datetime | None = None, **kw):
+    return Event.objects.create(workspace=ws, event_id=kw.pop("event_id", f"ev-{next(_seq)}"), contact=contact_obj,
+                                type=type, occurred_at=occurred_at or datetime(2026, 1, 3, tzinfo=UTC), **kw)

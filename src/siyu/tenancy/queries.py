@@ -14,6 +14,11 @@ def workspaces_for_user(user: Any) -> QuerySet[Workspace]:
     return Workspace.objects.filter(id__in=Membership.objects.filter(user=user).values("workspace_id"))
 
 
+def memberships_for_user(user: Any) -> QuerySet[Membership]:
+    """A user's memberships with their workspaces, in one query, for choosing the current one."""
+    return Membership.objects.filter(user=user).select_related("workspace").order_by("workspace__name", "workspace_id")
+
+
 def membership_get(*, workspace: Workspace, user: Any) -> Membership | None:
     if not getattr(user, "is_authenticated", False):
         return None

@@ -1,0 +1,199 @@
+"""Ibis table definitions built from the Django models, and the two places an expression runs.
+
+Analytics are written once as Ibis expressions over these tables. ``fetch`` compiles an
+expression to the dialect of the database Django uses (SQLite or PostgreSQL) and runs it on
+Django's own connection, so it sees the current transaction; ``duckdb_fetch`` runs the very
+same expression on DuckDB over Parquet files written by ``parquet_export``.
+
+The schemas are derived from each model's ``_meta`` (table name, column, type, nullability),
+so a migration can never leave them behind.
+
+Literals are inlined by Ibis (sqlglot quotes them); nothing here formats a user's value into
+SQL. Times must be compared against aware UTC datetimes computed in Python (see
+``utc_cutoff``): Django stores UTC, on SQLite as text ``YYYY-MM-DD HH:MM:SS[.ffffff]``, which
+Ibis's SQLite literals match character for character, so text order is time order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.backends.sql.compilers as sql_compilers
+import ibis.expr.datatypes as dt
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlglot.expressions as sge
+from django.db import connection, models
+
+_INTEGER_TYPES = {
+    "AutoField": dt.int64,
+    "BigAutoField": dt.int64,
+    "SmallAutoField": dt.int64,
+    "IntegerField": dt.int64,
+    "BigIntegerField": dt.int64,
+    "SmallIntegerField": dt.int64,
+    "PositiveIntegerField": dt.int64,
+    "PositiveBigIntegerField": dt.int64,
+    "PositiveSmallIntegerField": dt.int64,
+}
+_TEXT_TYPES = {"CharField", "TextField", "SlugField", "EmailField", "URLField", "UUIDField"}
+
+
+def _dtype(field: models.Field) -> dt.DataType:
+    kind = field.get_internal_type()
+    nullable = bool(field.null)
+    if isinstance(field, models.ForeignKey):
+        return dt.Int64(nullable=nullable)
+    if kind in _INTEGER_TYPES:
+        return _INTEGER_TYPES[kind].copy(nullable=nullable)
+    if kind in _TEXT_TYPES:
+        return dt.String(nullable=nullable)
+    if kind == "DateTimeField":
+        return dt.Timestamp(timezone="UTC", nullable=nullable)
+    if kind == "DateField":
+        return dt.Date(nullable=nullable)
+    if kind == "DecimalField":
+        return dt.Decimal(precision=field.max_digits, scale=field.decimal_places, nullable=nullable)
+    if kind == "BooleanField":
+        return dt.Boolean(nullable=nullable)
+    if kind == "FloatField":
+        return dt.Float64(nullable=nullable)
+    if kind == "JSONField":
+        # PostgreSQL stores JSONField as jsonb; Ibis must emit the jsonb functions for it.
+        return dt.JSON(binary=True, nullable=nullable)
+    raise TypeError(f"no Ibis type for {field.model.__name__}.{field.name} ({kind})")
+
+
+def _columns(model: type[models.Model]) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if f.column]
+
+
+@cache
+def table(model: type[models.Model]) -> ibis.Table:
+    """The unbound Ibis table for ``model``, named like its database table."""
+    schema = ibis.schema({f.column: _dtype(f) for f in _columns(model)})
+    return ibis.table(schema, name=model._meta.db_table)
+
+
+def dialect() -> str:
+    """The sqlglot dialect of Django's default database."""
+    return {"postgresql": "postgres", "sqlite": "sqlite"}[connection.vendor]
+
+
+def utc_cutoff(moment: datetime) -> datetime:
+    """An aware datetime in UTC, the form every timestamp comparison in an expression needs."""
+    if moment.tzinfo is None:
+        raise ValueError("cut-off needs a time zone")
+    return moment.astimezone(UTC)
+
+
+def _sqlite_json_unwrap(node: sge.Expression) -> sge.Expression:
+    """Ibis 12 unwraps a JSON scalar on SQLite as ``IIF(JSON_TYPE(JSON_EXTRACT(x, '$.k')) = 'text',
+    x ->> '$.k' ->> '$', NULL)``. SQLite's JSON_EXTRACT already yields the SQL value, so both
+    the JSON_TYPE and the second ``->>`` fail on text ("malformed JSON"); this rewrites them to
+    ``JSON_TYPE(x, '$.k')`` and ``x ->> '$.k'``."""
+    if isinstance(node, sge.JSONType) and isinstance(
+        node.this, sge.JSONExtractScalar | sge.JSONExtract
+    ):
+        return sge.Anonymous(this="JSON_TYPE", expressions=[node.this.this, node.this.expression])
+    if isinstance(node, sge.JSONExtractScalar) and isinstance(node.this, sge.JSONExtractScalar):
+        path = node.expression
+        if isinstance(path, sge.JSONPath) and [type(p) for p in path.expressions] == [
+            sge.JSONPathRoot
+        ]:
+            return node.this
+    return node
+
+
+def to_sql(expr: ibis.Expr) -> str:
+    """The expression as SQL for Django's database."""
+    name = dialect()
+    compiler = getattr(sql_compilers, name).compiler
+    tree = compiler.to_sqlglot(expr.unbind())
+    if name == "sqlite":
+        tree = tree.transform(_sqlite_json_unwrap)
+    return tree.sql(dialect=compiler.dialect)
+
+
+def to_sql_fragment(expr: ibis.Expr) -> str:
+    """The expression's SQL ready to embed in a statement that also takes ``%s`` parameters:
+    a ``%`` (only ever inside a quoted literal) is doubled so the driver leaves it alone."""
+    return to_sql(expr).replace("%", "%%")
+
+
+def fetch(expr: ibis.Expr) -> list[tuple]:
+    """Runs the expression on Django's connection (inside the caller's transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute(to_sql(expr))
+        return cursor.fetchall()
+
+
+def duckdb_fetch(expr: ibis.Expr, parquet_dir: Path) -> list[tuple]:
+    """Runs the same expression on an in-memory DuckDB whose tables are the Parquet files in
+    ``parquet_dir`` (one ``<db_table>.parquet`` per table, as ``parquet_export`` writes)."""
+    con = ibis.duckdb.connect()
+    for path in sorted(Path(parquet_dir).glob("*.parquet")):
+        con.read_parquet(path, table_name=path.stem)
+    return list(con.execute(expr).itertuples(index=False, name=None))
+
+
+def _arrow_type(field: models.Field) -> pa.DataType:
+    dtype = _dtype(field)
+    if dtype.is_json():
+        return pa.string()
+    if dtype.is_timestamp():
+        return pa.timestamp("us", tz="UTC")
+    return dtype.to_pyarrow()
+
+
+def _arrow_value(field: models.Field, value: Any) -> Any:
+    if value is not None and field.get_internal_type() == "JSONField":
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def parquet_export(
+    *,
+    models_: Iterable[type[models.Model]],
+    directory: Path,
+    workspace_id: int | None = None,
+    batch: int = 50_000,
+) -> dict[str, int]:
+    """Writes each model's rows (optionally one workspace's) to ``<db_table>.parquet`` in Arrow
+    batches, with the column types of ``table``; returns rows written per table."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, int] = {}
+    for model in models_:
+        fields = _columns(model)
+        schema = pa.schema([pa.field(f.column, _arrow_type(f), nullable=f.null) for f in fields])
+        qs = model._base_manager.order_by("pk")
+        if workspace_id is not None:
+            qs = qs.filter(workspace_id=workspace_id)
+        rows = qs.values_list(*[f.attname for f in fields]).iterator(chunk_size=batch)
+        path = directory / f"{model._meta.db_table}.parquet"
+        count = 0
+        with pq.ParquetWriter(path, schema) as writer:
+            chunk: list[tuple] = []
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= batch:
+                    writer.write_table(_arrow_table(chunk, fields, schema))
+                    count += len(chunk)
+                    chunk = []
+            writer.write_table(_arrow_table(chunk, fields, schema))
+            count += len(chunk)
+        written[model._meta.db_table] = count
+    return written
+
+
+def _arrow_table(rows: list[tuple], fields: list[models.Field], schema: pa.Schema) -> pa.Table:
+    columns = [[_arrow_value(f, row[i]) for row in rows] for i, f in enumerate(fields)]
+    return pa.Table.from_arrays(
+        [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns)], schema=schema
+    )
