@@ -160,3 +160,20 @@ class Refund(WorkspaceScoped):
             models.UniqueConstraint(fields=["workspace", "refund_no"], name="refund_unique_no"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
         ]
+
+
+class ChannelSpend(WorkspaceScoped):
+    """What acquiring contacts through a channel cost in a month: the denominator of CAC and ROI."""
+
+    channel = models.CharField(max_length=20, help_text="a contacts SourceChannel value")
+    campaign = models.CharField(max_length=100, blank=True, default="")
+    month = models.DateField(help_text="first day of the month")
+    amount = models.DecimalField(**MONEY)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "channel", "campaign", "month"], name="spend_unique_month"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="spend_not_negative"),
+        ]
