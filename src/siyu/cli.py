@@ -266,6 +266,44 @@ def _serve(host: str, port: int) -> None:
     call_command("runserver", f"{host}:{port}", use_reloader=False, insecure_serving=True, use_threading=True)
 
 
+@main.group()
+def models() -> None:
+    """Customer-value models (BG/NBD or Pareto/NBD with Gamma-Gamma): CLV, P(alive), churn risk."""
+
+
+@models.command("fit")
+@data_dir_option
+@click.option("--workspace", "slug", default=None, help="Workspace to fit (omit with --all).")
+@click.option("--all", "all_workspaces", is_flag=True, help="Fit every workspace (for a nightly cron).")
+@click.option("--model", "kind", type=click.Choice(["bgnbd", "pareto_nbd"]), default="bgnbd", show_default=True)
+def models_fit(data_dir, slug, all_workspaces, kind) -> None:
+    """Fit the models and score every buyer; prints the parameters and the holdout check."""
+    _setup(data_dir)
+    from siyu.insights import services
+    from siyu.tenancy.models import Workspace
+
+    if not slug and not all_workspaces:
+        raise click.UsageError("Give --workspace SLUG or --all.")
+    workspaces = list(Workspace.objects.all()) if all_workspaces else [_workspace(slug)]
+    failed = 0
+    for ws in workspaces:
+        with _progress_bar() as bar:
+            fit = services.fit_workspace(workspace=ws, kind=kind, progress=RichProgress(bar))
+        if fit.status != "done":
+            failed += 1
+            console.print(f"[red]{ws.slug}: {fit.message}[/]")
+            continue
+        params = ", ".join(f"{k}={v:.4g}" for k, v in {**fit.transaction_params, **fit.spend_params}.items())
+        console.print(f"{ws.slug}: {fit.get_kind_display()} fitted on {fit.customers} buyers "
+                      f"({fit.repeat_buyers} repeat): {params}")
+        check = fit.calibration
+        if "error_pct" in check:
+            console.print(f"  holdout {check['holdout_weeks']} weeks: predicted {check['total_predicted']} repeat "
+                          f"purchases, actual {check['total_actual']} ({check['error_pct']:+.1f}%)")
+    if failed:
+        sys.exit(1)
+
+
 @main.command()
 @data_dir_option
 @click.option("--queue", "queues", multiple=True, default=["default"], show_default=True)
