@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",
     "django_htmx",
     "django_tasks",
     "django_tasks_db",
@@ -49,6 +50,8 @@ INSTALLED_APPS = [
     "siyu.commerce",
     "siyu.contacts",
     "siyu.events",
+    "siyu.audiences",
+    "siyu.insights",
     "siyu.console",
 ]
 
