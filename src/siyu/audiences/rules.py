@@ -38,6 +38,7 @@ from siyu.contacts.models import (
 )
 from siyu.errors import ValidationFailed
 from siyu.events.models import Event, EventType
+from siyu.insights.models import ChurnBand, ContactScore
 from siyu.tenancy.models import Workspace
 
 MAX_DEPTH = 5
@@ -125,6 +126,7 @@ class _Compiler:
             "tag": self.tag,
             "orders": self.orders,
             "event": self.event,
+            "score": self.score,
         }
         if len(node) == 1:
             key, value = next(iter(node.items()))
@@ -132,7 +134,7 @@ class _Compiler:
                 return leaves[key](value, _join(path, key))
         keys = ", ".join(sorted(map(str, node)))
         raise _fail(
-            f"unknown condition ({keys}): expected all, any, not, field, has_identity, consent, tag, orders or event",
+            f"unknown condition ({keys}): expected all, any, not, field, has_identity, consent, tag, orders, event or score",
             path,
         )
 
@@ -444,6 +446,36 @@ class _Compiler:
         agg = f.group_by("contact_id").aggregate(n=f.count())
         conds = [agg.n >= low] + ([agg.n <= high] if high is not None else [])
         return self.aggregate_match(agg, ibis.and_(*conds), low == 0)
+
+    def score(self, spec: Any, path: str) -> BooleanValue:
+        """Customer-value model scores (the latest fit): P(alive), predicted CLV, expected
+        purchases and churn band. Contacts without a score (never bought, or no fit yet) never
+        match, so "P(alive) below 0.3" cannot silently include people the model knows nothing of."""
+        numeric = {
+            "p_alive": "p_alive",
+            "clv": "clv",
+            "expected_order_value": "expected_order_value",
+            "expected_purchases_30d": "expected_purchases_30d",
+            "expected_purchases_90d": "expected_purchases_90d",
+            "expected_purchases_365d": "expected_purchases_365d",
+        }
+        self.check_keys(spec, {*numeric, "churn_band"}, path, "score")
+        if not spec:
+            raise _fail("score takes at least one of: " + ", ".join([*numeric, "churn_band"]), path)
+        s = table(ContactScore)
+        preds = [s.workspace_id == self.ws]
+        for key, column in numeric.items():
+            if key in spec:
+                cond, _ = self.number_conditions(s[column], spec[key], _join(path, key), whole=False)
+                if key == "p_alive" and any(
+                    Decimal(str(v)) > 1 for v in spec[key].values() if not isinstance(v, bool)
+                ):
+                    raise _fail("P(alive) is a probability between 0 and 1", _join(path, key))
+                preds.append(cond)
+        if "churn_band" in spec:
+            bands = self.texts(spec["churn_band"], _join(path, "churn_band"), tuple(ChurnBand.values))
+            preds.append(s.churn_band.isin(bands))
+        return self.c.id.isin(s.filter(*preds).contact_id)
 
     def aggregate_match(self, agg: Table, cond: BooleanValue, zero_passes: bool) -> BooleanValue:
         """Contacts whose aggregate row meets ``cond``. When a contact with no rows at all also
