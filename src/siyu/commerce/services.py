@@ -4,15 +4,27 @@ caller's ids (code, sku, order_no, refund_no)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Sum
 
 from siyu.commerce import queries
-from siyu.commerce.models import Order, OrderItem, OrderStatus, Product, Refund, Staff, Store
+from siyu.commerce.models import (
+    ChannelSpend,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Product,
+    Refund,
+    Staff,
+    Store,
+)
 from siyu.commerce.schemas import OrderIn, ProductIn, RefundIn, StaffIn, StoreIn
 from siyu.contacts import queries as contact_queries
+from siyu.contacts.models import SourceChannel
 from siyu.errors import NotFound, ValidationFailed
 from siyu.ingest import BatchResult, RowError, duplicate_ids
 from siyu.tenancy.models import Workspace
@@ -259,4 +271,109 @@ def refunds_add(*, workspace: Workspace, order_no: str, items: list[RefundIn]) -
     if new:
         _apply_refunds(workspace, {order.id})
     result.created = len(new)
+    return result
+
+
+#: A money column holds 14 digits with 2 after the point.
+_MAX_SPEND = Decimal("999999999999.99")
+
+
+def _spend_clean(
+    *, channel: str, month: date, amount: Decimal | int | str, campaign: str, note: str
+) -> dict[str, Any]:
+    """One spend entry checked and normalised, or a ValidationFailed naming the field: spend is
+    the denominator of CAC, so a wrong channel or a rounded amount would skew every ratio."""
+    if channel not in SourceChannel.values:
+        raise ValidationFailed(
+            "invalid_channel", f"unknown channel {channel!r}; use one of {', '.join(SourceChannel.values)}", path="channel"
+        )
+    if isinstance(amount, (float, bool)):
+        raise ValidationFailed("invalid_amount", "amount must be a decimal (a string such as \"1200.50\")", path="amount")
+    try:
+        value = Decimal(str(amount).strip()) if not isinstance(amount, Decimal) else amount
+    except InvalidOperation:
+        raise ValidationFailed("invalid_amount", f"amount {amount!r} is not a number", path="amount") from None
+    if not value.is_finite():
+        raise ValidationFailed("invalid_amount", f"amount {amount!r} is not a number", path="amount")
+    if value < 0:
+        raise ValidationFailed("invalid_amount", "amount must not be negative", path="amount")
+    if value != value.quantize(Decimal("0.01")):
+        raise ValidationFailed("invalid_amount", "amount has more than 2 decimal places (fen)", path="amount")
+    if value > _MAX_SPEND:
+        raise ValidationFailed("invalid_amount", f"amount must be at most {_MAX_SPEND}", path="amount")
+    if len(campaign) > 100:
+        raise ValidationFailed("invalid_campaign", "campaign is longer than 100 characters", path="campaign")
+    if len(note) > 200:
+        raise ValidationFailed("invalid_note", "note is longer than 200 characters", path="note")
+    return {
+        "channel": channel,
+        "month": date(month.year, month.month, 1),
+        "amount": value.quantize(Decimal("0.01")),
+        "campaign": campaign.strip(),
+        "note": note.strip(),
+    }
+
+
+@transaction.atomic
+def channel_spend_set(
+    *,
+    workspace: Workspace,
+    channel: str,
+    month: date,
+    amount: Decimal | int | str,
+    campaign: str = "",
+    note: str = "",
+) -> ChannelSpend:
+    """Records what a channel (optionally one campaign) cost in a month; entering the same channel,
+    campaign and month again replaces the amount, so corrections never double-count."""
+    row = _spend_clean(channel=channel, month=month, amount=amount, campaign=campaign, note=note)
+    spend, _created = ChannelSpend.objects.update_or_create(
+        workspace=workspace,
+        channel=row["channel"],
+        campaign=row["campaign"],
+        month=row["month"],
+        defaults={"amount": row["amount"], "note": row["note"]},
+    )
+    return spend
+
+
+@transaction.atomic
+def channel_spends_set(*, workspace: Workspace, entries: list[dict[str, Any]]) -> BatchResult:
+    """A batch of spend entries (keys as for ``channel_spend_set``), refused whole if any is bad."""
+    result = BatchResult()
+    rows: dict[int, dict[str, Any]] = {}
+    for i, entry in enumerate(entries):
+        try:
+            rows[i] = _spend_clean(
+                channel=entry["channel"],
+                month=entry["month"],
+                amount=entry["amount"],
+                campaign=entry.get("campaign", ""),
+                note=entry.get("note", ""),
+            )
+        except ValidationFailed as exc:
+            result.errors.append(RowError(i, exc.path or "", exc.message))
+    keys = {i: f"{r['channel']}/{r['campaign']}/{r['month']:%Y-%m}" for i, r in rows.items()}
+    for i, message in duplicate_ids(list(keys.values())).items():
+        index = list(keys)[i]
+        result.errors.append(RowError(index, "", message))
+    result.errors.sort(key=lambda e: e.index)
+    result.raise_if_errors()
+    existing = {
+        (s.channel, s.campaign, s.month): s
+        for s in ChannelSpend.objects.filter(
+            workspace=workspace, month__in={r["month"] for r in rows.values()}
+        )
+    }
+    for row in rows.values():
+        found = existing.get((row["channel"], row["campaign"], row["month"]))
+        if found is None:
+            ChannelSpend.objects.create(workspace=workspace, **row)
+            result.created += 1
+        elif (found.amount, found.note) != (row["amount"], row["note"]):
+            found.amount, found.note = row["amount"], row["note"]
+            found.save(update_fields=["amount", "note"])
+            result.updated += 1
+        else:
+            result.unchanged += 1
     return result
