@@ -5,8 +5,8 @@ import pytest
 from pydantic import ValidationError
 
 from siyu.commerce.models import Order, OrderItem, Refund
-from siyu.commerce.schemas import OrderIn
-from siyu.commerce.services import orders_ingest
+from siyu.commerce.schemas import OrderIn, StaffIn
+from siyu.commerce.services import orders_ingest, staff_upsert
 from siyu.errors import ValidationFailed
 from tests import factories
 
@@ -106,3 +106,15 @@ def test_orders_of_one_workspace_never_resolve_another_workspaces_contact(ws, ot
     factories.product(other_ws, sku="CHERRY")
     with pytest.raises(ValidationFailed, match="unknown contact identity"):
         orders_ingest(workspace=other_ws, items=[_order()])
+
+
+@pytest.mark.django_db
+def test_staff_errors_name_the_right_item(ws):
+    factories.store(ws, code="SH01")
+    result = staff_upsert(workspace=ws, items=[
+        StaffIn(code="E1", name="a", store_code="NOPE"),
+        StaffIn(code="E2", name="b", store_code="SH01"),
+        StaffIn(code="E2", name="c", store_code="SH01"),
+    ])
+    assert [(e.index, e.path) for e in result.errors] == [(0, "store_code"), (2, "code")]
+    assert result.created == 1

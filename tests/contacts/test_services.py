@@ -89,3 +89,26 @@ def test_unknown_store_code_is_refused(ws):
     factories.store(ws, code="SH01")
     with pytest.raises(ValidationFailed, match="unknown store code 'NOPE'"):
         _upsert(ws, identities=[{"kind": "member_no", "value": "M9"}], store_code="NOPE")
+
+
+@pytest.mark.django_db
+def test_resending_the_same_contact_writes_nothing(ws):
+    item = {"identities": [{"kind": "phone", "value": "13800000004"}], "name": "赵", "consent": {"sms": "granted"}}
+    first = _upsert(ws, **item).contact
+    stamp = Contact.objects.get(id=first.id).updated_at
+    consent_stamp = Consent.objects.get(contact=first).updated_at
+    again = _upsert(ws, **item)
+    assert not again.created
+    assert Contact.objects.get(id=first.id).updated_at == stamp
+    assert Consent.objects.get(contact=first).updated_at == consent_stamp
+
+
+@pytest.mark.django_db
+def test_an_item_merged_later_in_the_same_batch_answers_with_the_survivor(ws):
+    _upsert(ws, identities=[{"kind": "member_no", "value": "OLD"}], first_seen_at=datetime(2024, 1, 1, tzinfo=UTC))
+    results = contacts_upsert(workspace=ws, items=[
+        ContactIn(identities=[{"kind": "phone", "value": "13800000005"}]),
+        ContactIn(identities=[{"kind": "phone", "value": "13800000005"}, {"kind": "member_no", "value": "OLD"}]),
+    ])
+    assert results[0].contact.id == results[1].contact.id
+    assert Contact.objects.filter(workspace=ws).count() == 1

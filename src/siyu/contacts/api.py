@@ -175,7 +175,7 @@ def contacts_upsert(request: HttpRequest, payload: Body[ContactBatch]) -> dict:
     BatchResult(
         errors=[RowError(i, exc.path or "", exc.message) for i, exc in bad.items()]
     ).raise_if_errors()
-    results = services.contacts_upsert(workspace=workspace, items=payload)
+    results = services.contacts_upsert(workspace=workspace, items=payload, api_key=request.api_key)
     created = sum(r.created for r in results)
     return {
         "created": created,

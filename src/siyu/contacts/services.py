@@ -23,7 +23,7 @@ from siyu.contacts.models import (
 from siyu.contacts.queries import contact_ids_by_identities
 from siyu.contacts.schemas import ContactIn
 from siyu.errors import ValidationFailed
-from siyu.tenancy.models import Workspace
+from siyu.tenancy.models import ApiKey, Workspace
 from siyu.tenancy.services import audit_record
 
 #: Per-model handlers for rows that cannot simply be re-pointed at the survivor because of a
@@ -98,9 +98,12 @@ def validate_contacts(*, workspace: Workspace, items: list[ContactIn]) -> dict[i
 
 
 @transaction.atomic
-def contacts_upsert(*, workspace: Workspace, items: list[ContactIn], actor: Any = None) -> list[UpsertResult]:
+def contacts_upsert(
+    *, workspace: Workspace, items: list[ContactIn], actor: Any = None, api_key: ApiKey | None = None
+) -> list[UpsertResult]:
     """Upsert each contact by its identities. When the identities belong to several contacts they
-    are merged into the oldest. Fields given overwrite; fields not given are left alone."""
+    are merged into the oldest. Fields given overwrite; fields not given are left alone; a contact
+    that ends up unchanged is not written at all, so re-sending a batch is a true no-op."""
     errors = validate_contacts(workspace=workspace, items=items)
     if errors:
         index, exc = next(iter(errors.items()))
@@ -123,6 +126,7 @@ def contacts_upsert(*, workspace: Workspace, items: list[ContactIn], actor: Any 
                     others=others,
                     reason="identities " + ", ".join(sorted({i.kind for i in idents})) + " shared",
                     actor=actor,
+                    api_key=api_key,
                 )
                 merged = [o.id for o in others]
             created = False
@@ -130,13 +134,15 @@ def contacts_upsert(*, workspace: Workspace, items: list[ContactIn], actor: Any 
             contact = Contact(workspace=workspace, first_seen_at=item.first_seen_at or now,
                               source_channel=item.source_channel or SourceChannel.OTHER)
             created = True
+        before = None if created else _snapshot(contact)
         _apply_fields(contact, item, stores, staff, created=created)
         if item.referred_by is not None:
             ref = normalise_identity(item.referred_by.kind, item.referred_by.value, item.referred_by.app_id)
             referrer = contact_ids_by_identities(workspace=workspace, identities=[ref]).get(ref.key)
             if referrer and referrer != contact.id:
                 contact.referred_by_id = referrer
-        contact.save()
+        if created or merged or _snapshot(contact) != before:
+            contact.save()
         known = set(owners)
         Identity.objects.bulk_create(
             [
@@ -145,10 +151,20 @@ def contacts_upsert(*, workspace: Workspace, items: list[ContactIn], actor: Any 
                 for i in {i.key: i for i in idents if i.key not in known}.values()
             ]
         )
+        current = {} if created else dict(Consent.objects.filter(contact=contact).values_list("channel", "status"))
         for channel, status in item.consent.items():
-            consent_set(workspace=workspace, contact=contact, channel=channel, status=status, source="upsert")
+            if current.get(channel) != status:
+                consent_set(workspace=workspace, contact=contact, channel=channel, status=status, source="upsert")
         results.append(UpsertResult(contact=contact, created=created, merged_ids=merged))
+        # A later item may merge a contact an earlier item returned: answer with the survivor.
+        for earlier in results:
+            if earlier.contact.id in merged:
+                earlier.contact = contact
     return results
+
+
+def _snapshot(contact: Contact) -> tuple:
+    return tuple(getattr(contact, f.attname) for f in Contact._meta.concrete_fields if f.name != "updated_at")
 
 
 def _apply_fields(contact: Contact, item: ContactIn, stores: dict, staff: dict, *, created: bool) -> None:
@@ -187,7 +203,13 @@ def _apply_fields(contact: Contact, item: ContactIn, stores: dict, staff: dict, 
 
 @transaction.atomic
 def contact_merge(
-    *, workspace: Workspace, survivor: Contact, others: list[Contact], reason: str, actor: Any = None
+    *,
+    workspace: Workspace,
+    survivor: Contact,
+    others: list[Contact],
+    reason: str,
+    actor: Any = None,
+    api_key: ApiKey | None = None,
 ) -> Contact:
     """Folds ``others`` into ``survivor``: every row that points at them moves, blank fields are
     filled, the earliest first touch wins, and a ContactMerge row keeps the merged contact's
@@ -238,8 +260,8 @@ def contact_merge(
             workspace=workspace, survivor=survivor, merged_contact_id=oid, merged_snapshot=snapshots[oid],
             moved=moved, reason=reason[:200], actor_user=actor if getattr(actor, "is_authenticated", False) else None,
         )
-    audit_record(workspace=workspace, action="contact.merge", actor_user=actor, target=survivor,
-                 data={"merged": other_ids, "reason": reason})
+    audit_record(workspace=workspace, action="contact.merge", actor_user=actor, actor_api_key=api_key,
+                 target=survivor, data={"merged": other_ids, "reason": reason})
     return survivor
 
 
