@@ -30,11 +30,13 @@ from siyu.ingest import BatchResult, RowError, duplicate_ids
 from siyu.tenancy.models import Workspace
 
 
-def _upsert(model, key: str, *, workspace: Workspace, rows: list[dict]) -> BatchResult:
+def _upsert(model, key: str, *, workspace: Workspace, rows: list[dict | None]) -> BatchResult:
+    """``rows`` keeps the caller's positions (None for rows already refused) so that errors
+    name the right item."""
     result = BatchResult()
-    dupes = duplicate_ids([r[key] for r in rows])
+    dupes = duplicate_ids([r[key] if r is not None else f"\0{i}" for i, r in enumerate(rows)])
     result.errors = [RowError(i, key, msg) for i, msg in dupes.items()]
-    rows = [r for i, r in enumerate(rows) if i not in dupes]
+    rows = [r for i, r in enumerate(rows) if i not in dupes and r is not None]
     existing = {getattr(o, key): o for o in model.objects.filter(workspace=workspace, **{f"{key}__in": [r[key] for r in rows]})}
     new, changed, fields = [], [], set()
     for row in rows:
@@ -81,9 +83,8 @@ def staff_upsert(*, workspace: Workspace, items: list[StaffIn]) -> BatchResult:
         else:
             row["store_id"] = None
         rows.append(row)
-    good = [r for r in rows if r is not None]
-    result = _upsert(Staff, "code", workspace=workspace, rows=good)
-    result.errors = errors + result.errors
+    result = _upsert(Staff, "code", workspace=workspace, rows=rows)
+    result.errors = sorted(errors + result.errors, key=lambda e: e.index)
     return result
 
 
