@@ -308,12 +308,21 @@ def models_fit(data_dir, slug, all_workspaces, kind) -> None:
 @data_dir_option
 @click.option("--queue", "queues", multiple=True, default=["default"], show_default=True)
 @click.option("--batch", is_flag=True, help="Exit when the queue is empty (for cron and tests).")
-def worker(data_dir, queues, batch) -> None:
-    """Run background work (django-tasks database backend). Several can run at once."""
+@click.option("--scheduler/--no-scheduler", default=True, help="Also enqueue periodic jobs (segment refreshes, nightly model fits).")
+def worker(data_dir, queues, batch, scheduler) -> None:
+    """Run background work (django-tasks database backend). Several can run at once: periodic
+    jobs are enqueued once whichever worker ticks first."""
     _setup(data_dir)
     _migrate()
     from django.core.management import call_command
 
+    from siyu.scheduler.runner import run_scheduler_once, start_scheduler_thread
+
+    if scheduler:
+        if batch:
+            run_scheduler_once()
+        else:
+            start_scheduler_thread()
     args = ["db_worker", "--queue-name", ",".join(queues)]
     if batch:
         args.append("--batch")

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "siyu.events",
     "siyu.audiences",
     "siyu.insights",
+    "siyu.scheduler",
     "siyu.console",
 ]
 
