@@ -30,7 +30,7 @@ coarsest level it depends on: per distinct x, per distinct T or per distinct
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal, Protocol, Self
@@ -73,7 +73,7 @@ class ModelFitError(ValueError):
 
 
 class TransactionModel(Protocol):
-    """What :meth:`GammaGamma.customer_lifetime_value` needs from BG/NBD or Pareto/NBD."""
+    """What CLV and :func:`score_customers` need from BG/NBD or Pareto/NBD."""
 
     def conditional_probability_alive(
         self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -173,8 +173,8 @@ def _dot(a: FloatArray, b: FloatArray) -> float:
     """Inner product of two vectors without BLAS.
 
     OpenBLAS runs ``a @ b`` on several threads, whose start-up and spinning cost
-    far more than the product itself at these sizes (8x in CPU time on a busy
-    two-core machine); einsum's own loop is single-threaded and memory-bound.
+    more than the product itself at these sizes (measured 8x the CPU time on a
+    busy two-core machine); einsum's own loop is single-threaded.
     """
     return float(np.einsum("i,i->", a, b))
 
@@ -190,11 +190,18 @@ def _unique_pairs(
 ) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
     """Codes into the distinct (first, second) pairs, and those pairs.
 
-    Packing each pair into one complex number lets pandas hash them in a single
-    pass, which is several times faster than a lexicographic sort.
+    Each column is hashed on its own and the two codes are combined into one
+    integer key: measured faster than hashing complex or tuple keys.
     """
-    codes, pairs = pd.factorize((first + 1j * second).ravel())
-    return codes.reshape(first.shape), pairs.real.copy(), pairs.imag.copy()
+    first_codes, first_values = pd.factorize(first.ravel())
+    second_codes, second_values = pd.factorize(second.ravel())
+    n_second = np.int64(second_values.size)
+    codes, keys = pd.factorize(first_codes * n_second + second_codes)
+    return (
+        codes.reshape(first.shape),
+        first_values[keys // n_second],
+        second_values[keys % n_second],
+    )
 
 
 def _maximum_likelihood(
@@ -415,8 +422,8 @@ def _bgnbd_objective(theta: FloatArray, data: _BGNBDData) -> tuple[float, FloatA
         l = lnG(r+x) - lnG(r) + r ln(alpha) + lnB(a, b+x) - lnB(a, b)
             - (r+x) ln(alpha+T) + ln(1 + D)
 
-    with D from :func:`_bgnbd_log_d`. ln(1 + D) = logaddexp(0, ln D); its
-    derivative with respect to ln D is D / (1 + D) = P(dropped out | data).
+    with D from :func:`_bgnbd_log_d`. The derivative of ln(1 + D) with respect
+    to ln D is D / (1 + D) = P(dropped out | data).
     """
     r, alpha, a, b = np.exp(theta)
     d = data
@@ -445,7 +452,9 @@ def _bgnbd_objective(theta: FloatArray, data: _BGNBDData) -> tuple[float, FloatA
     rx = r + d.x
     log_ratio = np.log(alpha + d.T) - np.log(alpha + d.t_x)
     log_d = np.log(a) - np.log(b + d.x - 1.0) + rx * log_ratio
-    ll += _dot(d.w, np.logaddexp(0.0, log_d))
+    # ln(1 + D) as max(ln D, 0) + ln(1 + exp(-|ln D|)): stable for either sign
+    # and several times faster than np.logaddexp.
+    ll += _dot(d.w, np.maximum(log_d, 0.0) + np.log1p(np.exp(-np.abs(log_d))))
     dead = d.w * expit(log_d)
     d_r += _dot(dead, log_ratio)
     d_alpha += _dot(dead, rx * (d.t_x - d.T) / ((alpha + d.T) * (alpha + d.t_x)))
@@ -496,7 +505,8 @@ class BetaGeo(_TransactionModel):
 
     def _p_alive(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         r, alpha, a, b = self._values()
-        return np.exp(-np.logaddexp(0.0, _bgnbd_log_d(r, alpha, a, b, x, t_x, T)))
+        # 1 / (1 + D), which is exactly 1 where ln D = -inf (no repeat purchase).
+        return expit(-_bgnbd_log_d(r, alpha, a, b, x, t_x, T))
 
     def _if_alive(self, t: FloatArray, x: FloatArray, T: FloatArray) -> FloatArray:
         # With a single horizon, evaluate once per distinct (x, T): the
@@ -561,6 +571,8 @@ def _pareto_log_terms(
 
 @dataclass(frozen=True)
 class _ParetoData:
+    """Pareto/NBD fitting data (the hypergeometric terms leave nothing to pre-aggregate)."""
+
     x: FloatArray
     t_x: FloatArray
     T: FloatArray
@@ -811,25 +823,94 @@ class GammaGamma(_Model):
         P(alive) is computed once per customer and the monthly expectations once
         per distinct (frequency, T) pair, which is what makes this cheap.
         """
-        if time_months < 1 or discount_rate < 0 or freq_unit_days <= 0:
-            raise ValueError(
-                "time_months must be at least 1, discount_rate non-negative and "
-                "freq_unit_days positive."
-            )
         x, t_x, big_t, m = np.broadcast_arrays(
             *(np.asarray(v, dtype=float) for v in (frequency, recency, T, monetary_value))
         )
         spend = self.conditional_expected_average_profit(x, m)
         p_alive = transaction_model.conditional_probability_alive(x, t_x, big_t)
         codes, pair_x, pair_t = _unique_pairs(x, big_t)
-        month = DAYS_PER_MONTH / freq_unit_days
-        discounted = np.zeros(pair_x.shape)
-        previous: FloatArray | float = 0.0
-        for k in range(1, time_months + 1):
-            cumulative = transaction_model.expected_purchases_if_alive(k * month, pair_x, pair_t)
-            discounted += (cumulative - previous) / (1.0 + discount_rate) ** k
-            previous = cumulative
+        discounted = _discounted_purchases_if_alive(
+            transaction_model, pair_x, pair_t, time_months, discount_rate, freq_unit_days
+        )
         return spend * p_alive * discounted[codes]
+
+
+def _discounted_purchases_if_alive(
+    model: TransactionModel,
+    x: FloatArray,
+    T: FloatArray,
+    time_months: int,
+    discount_rate: float,
+    freq_unit_days: float,
+) -> FloatArray:
+    """Sum over months k of the purchases expected in month k, discounted by (1 + rate)^k."""
+    if time_months < 1 or discount_rate < 0 or freq_unit_days <= 0:
+        raise ValueError(
+            "time_months must be at least 1, discount_rate non-negative and "
+            "freq_unit_days positive."
+        )
+    month = DAYS_PER_MONTH / freq_unit_days
+    discounted = np.zeros(np.shape(x))
+    previous: FloatArray | float = 0.0
+    for k in range(1, time_months + 1):
+        cumulative = model.expected_purchases_if_alive(k * month, x, T)
+        discounted += (cumulative - previous) / (1.0 + discount_rate) ** k
+        previous = cumulative
+    return discounted
+
+
+@dataclass(frozen=True)
+class CustomerScores:
+    """Per-customer results of :func:`score_customers`."""
+
+    p_alive: FloatArray
+    churn_risk: NDArray[np.str_]
+    expected_purchases: dict[float, FloatArray]
+    expected_order_value: FloatArray
+    clv: FloatArray
+
+
+def score_customers(
+    transaction_model: TransactionModel,
+    spend_model: GammaGamma,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    monetary_value: ArrayLike,
+    *,
+    horizons: Sequence[float],
+    time_months: int = 12,
+    discount_rate: float = 0.01,
+    freq_unit_days: float = 7.0,
+) -> CustomerScores:
+    """P(alive), churn band, expected purchases per horizon, order value and CLV at once.
+
+    Gives the same numbers as the individual methods, but computes P(alive)
+    once per customer and every expectation once per distinct (frequency, T)
+    pair instead of once per call, several times faster for a whole customer
+    base. ``horizons`` are in the models' time unit; the CLV arguments are those
+    of :meth:`GammaGamma.customer_lifetime_value`.
+    """
+    x, t_x, big_t, m = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (frequency, recency, T, monetary_value))
+    )
+    p_alive = transaction_model.conditional_probability_alive(x, t_x, big_t)
+    order_value = spend_model.conditional_expected_average_profit(x, m)
+    codes, pair_x, pair_t = _unique_pairs(x, big_t)
+    expected = {
+        float(h): p_alive * transaction_model.expected_purchases_if_alive(h, pair_x, pair_t)[codes]
+        for h in horizons
+    }
+    discounted = _discounted_purchases_if_alive(
+        transaction_model, pair_x, pair_t, time_months, discount_rate, freq_unit_days
+    )
+    return CustomerScores(
+        p_alive=p_alive,
+        churn_risk=churn_risk_band(p_alive),
+        expected_purchases=expected,
+        expected_order_value=order_value,
+        clv=order_value * p_alive * discounted[codes],
+    )
 
 
 # --------------------------------------------------------------------------
