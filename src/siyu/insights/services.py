@@ -19,7 +19,7 @@ from siyu.insights.clv import (
     GammaGamma,
     ModelFitError,
     ParetoNBD,
-    churn_risk_band,
+    score_customers,
     summary_from_transactions,
 )
 from siyu.insights.models import ContactScore, FitStatus, ModelFit, ModelKind
@@ -174,24 +174,29 @@ def _update(fit: ModelFit, **fields) -> None:
 
 @transaction.atomic
 def _write_scores(workspace, fit, model, spend, s, ids, amounts) -> None:
-    x, t_x, big_t, m = s.frequency, s.recency, s.T, s.monetary_value
-    p_alive = model.conditional_probability_alive(x, t_x, big_t)
-    expected = [
-        model.conditional_expected_number_of_purchases_up_to_time(d / 7.0, x, t_x, big_t)
-        for d in _HORIZONS_DAYS
-    ]
-    aov = spend.conditional_expected_average_profit(x, m)
-    clv = spend.customer_lifetime_value(
+    horizons = [d / 7.0 for d in _HORIZONS_DAYS]
+    scores = score_customers(
         model,
-        x,
-        t_x,
-        big_t,
-        m,
+        spend,
+        s.frequency,
+        s.recency,
+        s.T,
+        s.monetary_value,
+        horizons=horizons,
         time_months=fit.horizon_months,
         discount_rate=fit.monthly_discount_rate,
         freq_unit_days=7.0,
     )
-    bands = churn_risk_band(p_alive)
+    x, t_x, big_t, p_alive, aov, clv, bands = (
+        s.frequency,
+        s.recency,
+        s.T,
+        scores.p_alive,
+        scores.expected_order_value,
+        scores.clv,
+        scores.churn_risk,
+    )
+    expected = [scores.expected_purchases[float(h)] for h in horizons]
     order = np.argsort(ids, kind="stable")
     uniq, starts = np.unique(ids[order], return_index=True)
     spent = np.add.reduceat(amounts[order], starts) if uniq.size else np.zeros(0)
