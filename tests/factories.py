@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 from django.contrib.auth import get_user_model
 
 from siyu.commerce.models import Order, OrderItem, Product, Staff, Store
+from siyu.contacts.models import Contact
 from siyu.contacts.schemas import ContactIn
 from siyu.contacts.services import contacts_upsert
 from siyu.events.models import Event
+from siyu.insights.clv import simulate_bgnbd
 from siyu.tenancy import services as tenancy_services
 from siyu.tenancy.models import Workspace
 
@@ -72,3 +76,43 @@ def order(ws: Workspace, contact_obj, amount: str = "99.00", paid_at: datetime |
 def event(ws: Workspace, contact_obj, type: str = "page_view", occurred_at: datetime | None = None, **kw):
     return Event.objects.create(workspace=ws, event_id=kw.pop("event_id", f"ev-{next(_seq)}"), contact=contact_obj,
                                 type=type, occurred_at=occurred_at or datetime(2026, 1, 3, tzinfo=UTC), **kw)
+
+
+#: The last day of the simulated purchase histories.
+SIMULATED_END = date(2026, 6, 30)
+
+
+def simulated_orders(
+    ws: Workspace,
+    n: int,
+    seed: int = 3,
+    channels: Sequence[str] = ("other",),
+    store_obj: Store | None = None,
+) -> dict:
+    """Purchase histories drawn from BG/NBD with known parameters, written as real orders ending
+    on SIMULATED_END; contacts take ``channels`` in turn. Returns the true parameters."""
+    rng = np.random.default_rng(seed)
+    params = {"r": 0.8, "alpha": 5.0, "a": 0.7, "b": 3.0}
+    age_weeks = rng.uniform(20, 78, n).round()
+    x, t_x, _ = simulate_bgnbd(n, **params, T=age_weeks, rng=rng)
+    end = datetime(SIMULATED_END.year, SIMULATED_END.month, SIMULATED_END.day, 4, tzinfo=UTC)  # noon in Shanghai
+    contacts = Contact.objects.bulk_create(
+        [
+            Contact(workspace=ws, name=f"c{i}", source_channel=channels[i % len(channels)], store=store_obj,
+                    first_seen_at=end - timedelta(weeks=float(age_weeks[i])))
+            for i in range(n)
+        ]
+    )
+    nu = rng.gamma(4.0, 1 / 150.0, n)  # Gamma-Gamma spend heterogeneity: q=4, gamma=150, p=6
+    orders = []
+    for i, c in enumerate(contacts):
+        first = end - timedelta(days=int(age_weeks[i] * 7))
+        days = {0, int(round(t_x[i] * 7))} if x[i] else {0}
+        while len(days) < x[i] + 1:  # distinct purchase days, the last one at the recency
+            days.add(int(rng.integers(1, max(2, int(round(t_x[i] * 7))))))
+        for d in sorted(days):
+            amount = Decimal(f"{rng.gamma(6, 1 / nu[i]):.2f}")
+            orders.append(Order(workspace=ws, order_no=f"o{i}-{d}", contact=c, channel="store",
+                                paid_at=first + timedelta(days=d), gross_amount=amount, amount=amount))
+    Order.objects.bulk_create(orders, batch_size=2000)
+    return params

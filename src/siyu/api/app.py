@@ -14,6 +14,7 @@ from siyu.commerce.api import router as commerce_router
 from siyu.contacts.api import router as contacts_router
 from siyu.errors import DomainError
 from siyu.events.api import router as events_router
+from siyu.insights.api import router as insights_router
 from siyu.tenancy import queries as tenancy_queries
 from siyu.tenancy import services as tenancy_services
 from siyu.tenancy.api import router as tenancy_router
@@ -57,6 +58,7 @@ api.add_router("/v1/", contacts_router, tags=["contacts"])
 api.add_router("/v1/", events_router, tags=["events"])
 api.add_router("/v1/", commerce_router, tags=["commerce"])
 api.add_router("/v1/", audiences_router, tags=["audiences"])
+api.add_router("/v1/", insights_router, tags=["insights"])
 
 
 def _summary(errors: list[dict[str, str]]) -> str:
@@ -111,8 +113,3 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     body = {"code": "bad_request" if exc.status_code == 400 else "error", "detail": str(exc)}
     return api.create_response(request, body, status=exc.status_code)
 
-
-# Insights and acquisition spend (added by the insights engineer; move the import up with the others).
-from siyu.insights.api import router as insights_router  # noqa: E402
-
-api.add_router("/v1/", insights_router, tags=["insights"])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from django.db.models import QuerySet
 
-from siyu.commerce.models import Order, Product, Staff, Store
+from siyu.commerce.models import ChannelSpend, Order, Product, Staff, Store
 from siyu.tenancy.models import Workspace
 
 
@@ -65,3 +66,21 @@ def order_get(*, workspace: Workspace, order_no: str) -> Order | None:
         .prefetch_related("items", "refunds")
         .first()
     )
+
+
+def channel_spend_list(
+    *,
+    workspace: Workspace,
+    channel: str | None = None,
+    month_from: date | None = None,
+    month_to: date | None = None,
+) -> QuerySet[ChannelSpend]:
+    """Acquisition spend entries, newest month first, optionally narrowed to a channel and months."""
+    qs = ChannelSpend.objects.filter(workspace=workspace)
+    if channel:
+        qs = qs.filter(channel=channel)
+    if month_from:
+        qs = qs.filter(month__gte=month_from.replace(day=1))
+    if month_to:
+        qs = qs.filter(month__lte=month_to.replace(day=1))
+    return qs.order_by("-month", "channel", "campaign", "id")

@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from siyu.console import views
 
@@ -20,5 +20,7 @@ urlpatterns = [
     path("contacts/<int:contact_id>/", views.contact_detail, name="contact"),
     path("settings/api-keys/", views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("insights/", include("siyu.insights.urls")),
+    path("audiences/", include("siyu.audiences.urls")),
     path("assets/plotly.min.js", views.plotly_js, name="plotly_js"),
 ]

@@ -22,6 +22,7 @@ from siyu.console.access import SESSION_WORKSPACE, console_view
 from siyu.contacts import queries as contacts_queries
 from siyu.contacts.models import ConsentChannel
 from siyu.events import queries as events_queries
+from siyu.insights import queries as insights_queries
 from siyu.tenancy import queries as tenancy_queries
 from siyu.tenancy import services as tenancy_services
 from siyu.tenancy.models import Role
@@ -104,6 +105,9 @@ def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
             "orders": commerce_queries.orders_for_contact(workspace=ws, contact_id=contact.id),
             "events": events_queries.events_for_contact(workspace=ws, contact_id=contact.id),
             "merges": contacts_queries.merges_for_contact(workspace=ws, contact=contact),
+            "score": insights_queries.contact_score(
+                workspace=ws, contact_id=contact.id, membership=membership
+            ),
         },
     )
 

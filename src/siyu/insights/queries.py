@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from django.db import connection
-from django.db.models import Avg, Count, QuerySet, Sum
+from django.db.models import Avg, Count, DateField, QuerySet, Sum
+from django.db.models.functions import TruncMonth
 
 from siyu.commerce.models import ChannelSpend, Order
+from siyu.contacts import queries as contacts_queries
 from siyu.contacts.models import Contact
 from siyu.insights.models import ContactScore, FitStatus, ModelFit
-from siyu.tenancy.models import Workspace
+from siyu.tenancy.models import Membership, Workspace
 
 
 def purchase_log(*, workspace: Workspace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,43 +81,69 @@ def score_distribution(*, workspace: Workspace, bins: int = 20) -> dict:
 
 
 def clv_by_channel(*, workspace: Workspace) -> list[dict]:
-    """Per acquisition channel: contacts, average predicted CLV, acquisition spend, new contacts
-    in the months with spend, CAC and the CLV:CAC ratio the seeds argue from."""
+    """Per acquisition channel: contacts, buyers, predicted CLV per contact, acquisition spend,
+    the contacts first seen in the months with spend, CAC (spend ÷ those contacts) and the CLV:CAC
+    ratio the seeds argue from. Where a figure cannot be computed it is None and ``reason`` says
+    why ("no_fit", "no_spend", "zero_spend", "no_new_contacts"), so nothing shows as NaN."""
     clv = {
         row["contact__source_channel"]: row
         for row in ContactScore.objects.filter(workspace=workspace)
         .values("contact__source_channel")
         .annotate(buyers=Count("id"), avg_clv=Avg("clv"), total_clv=Sum("clv"))
     }
-    contacts = dict(
+    scored = ContactScore.objects.filter(workspace=workspace).exists()
+    month = TruncMonth(
+        "first_seen_at", output_field=DateField(), tzinfo=ZoneInfo(workspace.time_zone)
+    )
+    contacts_by_month: dict[str, dict[date, int]] = {}
+    for channel, first_month, n in (
         Contact.objects.filter(workspace=workspace)
-        .values("source_channel")
+        .annotate(first_month=month)
+        .values("source_channel", "first_month")
         .annotate(n=Count("id"))
-        .values_list("source_channel", "n")
-    )
-    spend = dict(
+        .values_list("source_channel", "first_month", "n")
+    ):
+        contacts_by_month.setdefault(channel, {})[first_month] = n
+    spend: dict[str, dict[date, Decimal]] = {}
+    for channel, spend_month, amount in (
         ChannelSpend.objects.filter(workspace=workspace)
-        .values("channel")
+        .values("channel", "month")
         .annotate(t=Sum("amount"))
-        .values_list("channel", "t")
-    )
+        .values_list("channel", "month", "t")
+    ):
+        spend.setdefault(channel, {})[spend_month] = amount
     rows = []
-    for channel in sorted(set(contacts) | set(spend)):
-        n = contacts.get(channel, 0)
-        total_spend = spend.get(channel)
-        per_contact_clv = (clv[channel]["total_clv"] / n) if channel in clv and n else None
-        cac = (total_spend / n) if total_spend is not None and n else None
-        ratio = (per_contact_clv / cac) if per_contact_clv is not None and cac else None
+    for channel in sorted(set(contacts_by_month) | set(spend)):
+        months = contacts_by_month.get(channel, {})
+        n = sum(months.values())
+        total_spend = sum(spend[channel].values(), Decimal("0")) if channel in spend else None
+        acquired = sum(months.get(m, 0) for m in spend.get(channel, {}))
+        stats = clv.get(channel, {})
+        per_contact_clv = (stats.get("total_clv") or Decimal("0")) / n if scored and n else None
+        cac = total_spend / acquired if total_spend and acquired else None
+        ratio = per_contact_clv / cac if per_contact_clv is not None and cac else None
+        if not scored:
+            reason = "no_fit"
+        elif total_spend is None:
+            reason = "no_spend"
+        elif not total_spend:
+            reason = "zero_spend"
+        elif not acquired:
+            reason = "no_new_contacts"
+        else:
+            reason = ""
         rows.append(
             {
                 "channel": channel,
                 "contacts": n,
-                "buyers": clv.get(channel, {}).get("buyers", 0),
+                "buyers": stats.get("buyers", 0),
                 "clv_per_contact": _money(per_contact_clv),
-                "avg_clv_per_buyer": _money(clv.get(channel, {}).get("avg_clv")),
+                "avg_clv_per_buyer": _money(stats.get("avg_clv")),
                 "spend": _money(total_spend),
+                "acquired": acquired,
                 "cac": _money(cac),
                 "clv_cac_ratio": round(float(ratio), 2) if ratio is not None else None,
+                "reason": reason,
             }
         )
     return rows
@@ -123,11 +153,30 @@ def _money(value) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(Decimal("0.01"))
 
 
-def at_risk_valuable(*, workspace: Workspace, limit: int = 50) -> QuerySet[ContactScore]:
+def at_risk_valuable(
+    *, workspace: Workspace, membership: Membership | None = None, limit: int = 50
+) -> QuerySet[ContactScore]:
     """The valuable contacts most likely slipping away: medium or high churn risk, those who
-    have spent the most so far first (their future value is what P(alive) is discounting)."""
+    have spent the most so far first (their future value is what P(alive) is discounting).
+    A staff member sees only the contacts of their own store."""
+    visible = contacts_queries.contacts_visible(workspace=workspace, membership=membership)
     return (
-        ContactScore.objects.filter(workspace=workspace, churn_band__in=["high", "medium"])
+        ContactScore.objects.filter(
+            workspace=workspace, churn_band__in=["high", "medium"], contact__in=visible
+        )
         .select_related("contact")
         .order_by("-historical_value", "p_alive")[:limit]
+    )
+
+
+def contact_score(
+    *, workspace: Workspace, contact_id: int, membership: Membership | None = None
+) -> ContactScore | None:
+    """One contact's latest scores; None when the contact never bought, no fit has run, or the
+    contact is outside what the viewer may see."""
+    visible = contacts_queries.contacts_visible(workspace=workspace, membership=membership)
+    return (
+        ContactScore.objects.filter(workspace=workspace, contact_id=contact_id, contact__in=visible)
+        .select_related("fit")
+        .first()
     )
