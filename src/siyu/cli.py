@@ -275,7 +275,8 @@ def models() -> None:
 @data_dir_option
 @click.option("--workspace", "slug", default=None, help="Workspace to fit (omit with --all).")
 @click.option("--all", "all_workspaces", is_flag=True, help="Fit every workspace (for a nightly cron).")
-@click.option("--model", "kind", type=click.Choice(["bgnbd", "pareto_nbd"]), default="bgnbd", show_default=True)
+@click.option("--model", "kind", type=click.Choice(["bgnbd", "pareto_nbd"]), default=None,
+              help="Model to fit; default: the one the workspace last used (BG/NBD at first).")
 def models_fit(data_dir, slug, all_workspaces, kind) -> None:
     """Fit the models and score every buyer; prints the parameters and the holdout check."""
     _setup(data_dir)

@@ -64,3 +64,11 @@ def test_scores_stay_in_their_workspace(ws, other_ws):
     assert ContactScore.objects.filter(workspace=other_ws).count() == 0
     assert queries.score_distribution(workspace=other_ws)["total"] == 0
     assert queries.score_distribution(workspace=ws)["total"] == 400
+
+
+@pytest.mark.django_db
+def test_the_nightly_refit_keeps_the_model_the_workspace_chose(ws):
+    simulated_orders(ws, 400)
+    chosen = services.fit_workspace(workspace=ws, kind="pareto_nbd", today=END)
+    assert chosen.status == "done", chosen.message
+    assert services.fit_workspace(workspace=ws, today=END).kind == "pareto_nbd"

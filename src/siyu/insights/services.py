@@ -250,10 +250,14 @@ def _write_scores(workspace, fit, model, spend, s, ids, amounts) -> None:
 def fit_workspace(
     *,
     workspace: Workspace,
-    kind: str = ModelKind.BG_NBD,
+    kind: str | None = None,
     today: date | None = None,
     progress: Progress | None = None,
 ) -> ModelFit:
-    """Start and run a fit in one call (the CLI and the scheduled task)."""
+    """Start and run a fit in one call (the CLI and the nightly task). Without ``kind`` the
+    workspace keeps the model it last chose (BG/NBD until someone picks Pareto/NBD)."""
+    if kind is None:
+        last = queries.latest_fit(workspace=workspace, done_only=False)
+        kind = last.kind if last is not None else ModelKind.BG_NBD
     fit = model_fit_start(workspace=workspace, kind=kind)
     return model_fit_run(workspace=workspace, fit=fit, today=today, progress=progress)
