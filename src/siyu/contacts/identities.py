@@ -31,9 +31,13 @@ class NormalIdentity:
         return self.plain[:128]
 
 
+# Django's Choices.values builds a new list on every access: too slow for a per-row check.
+_KINDS = frozenset(IdentityKind.values)
+
+
 def normalise_identity(kind: str, value: str, app_id: str = "") -> NormalIdentity:
     """Raises ValidationFailed naming what is wrong; the caller adds the field path."""
-    if kind not in IdentityKind.values:
+    if kind not in _KINDS:
         raise ValidationFailed("invalid_identity_kind", f"unknown identity kind {kind!r}")
     value = str(value).strip()
     if not value:
