@@ -118,3 +118,12 @@ def test_staff_errors_name_the_right_item(ws):
     ])
     assert [(e.index, e.path) for e in result.errors] == [(0, "store_code"), (2, "code")]
     assert result.created == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("gross", "discount"), [("0.30", "0.10"), ("19.90", "10.00"), ("1234.57", "0.99"), ("0.03", "0.01")])
+def test_any_exact_discount_is_stored_on_every_database(ws, buyer, gross, discount):
+    result = orders_ingest(workspace=ws, items=[_order(items=[], gross_amount=gross, discount_amount=discount)])
+    assert result.created == 1
+    order = Order.objects.get(order_no="O1")
+    assert order.amount == Decimal(gross) - Decimal(discount)

@@ -13,6 +13,7 @@ from siyu.tenancy.models import WorkspaceScoped
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
+HALF_FEN = Decimal("0.005")
 
 
 class Store(WorkspaceScoped):
@@ -118,7 +119,13 @@ class Order(WorkspaceScoped):
             models.UniqueConstraint(fields=["workspace", "order_no"], name="order_unique_no"),
             models.CheckConstraint(condition=Q(discount_amount__gte=0), name="order_discount_not_negative"),
             models.CheckConstraint(condition=Q(amount__gte=0), name="order_amount_not_negative"),
-            models.CheckConstraint(condition=Q(amount=F("gross_amount") - F("discount_amount")), name="order_amount_is_gross_less_discount"),
+            # Within half a fen rather than equal: SQLite keeps decimals as floating point, where
+            # 19.90 - 10.00 is not exactly 9.90. On PostgreSQL (exact numeric) this is equality.
+            models.CheckConstraint(
+                condition=Q(amount__gte=F("gross_amount") - F("discount_amount") - HALF_FEN)
+                & Q(amount__lte=F("gross_amount") - F("discount_amount") + HALF_FEN),
+                name="order_amount_is_gross_less_discount",
+            ),
             models.CheckConstraint(
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")), name="order_refund_within_amount"
             ),

@@ -127,7 +127,8 @@ class Identity(WorkspaceScoped):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "kind", "app_id", "value_hash"], name="identity_unique"),
+            # value_hash leads so that the batch lookup (workspace, value_hash IN ...) uses this index.
+            models.UniqueConstraint(fields=["workspace", "value_hash", "kind", "app_id"], name="identity_unique"),
         ]
         indexes = [models.Index(fields=["contact"])]
 

@@ -91,18 +91,6 @@ def _pick(rng: np.random.Generator, month: np.ndarray, weights: np.ndarray) -> n
     return out
 
 
-def _sqlite_exact(gross: np.ndarray, discount: np.ndarray, amount: np.ndarray) -> None:
-    """SQLite keeps money as REAL, and its CHECK amount = gross − discount compares doubles:
-    nudge gross and discount up a fen together (the amount paid stays) until it holds."""
-    for _ in range(100):
-        bad = (gross / 100 - discount / 100) != amount / 100
-        if not bad.any():
-            return
-        gross[bad] += 1
-        discount[bad] += 1
-    raise AssertionError("could not make money columns exact in floating point")
-
-
 @dataclass(frozen=True)
 class Written:
     orders: int
@@ -162,7 +150,6 @@ def write_orders(
     gross[member_day] = np.ceil(amount[member_day] / keep).astype(np.int64)
     gross[coupon] += np.where(amount[coupon] >= 6000, 1000, 500)
     discount = gross - amount
-    _sqlite_exact(gross, discount, amount)
 
     refunded = np.zeros(n, dtype=np.int64)
     refund = rng.random(n) < params.refund_share
