@@ -70,6 +70,12 @@ class SegmentStatus(models.TextChoices):
     FAILED = "failed", _("计算失败")
 
 
+class SegmentSchedule(models.TextChoices):
+    MANUAL = "manual", _("手动")
+    HOURLY = "hourly", _("每小时")
+    DAILY = "daily", _("每天")
+
+
 class Segment(WorkspaceScoped):
     """A dynamic segment is recomputed at each refresh; a static one keeps the members it had
     when it was created."""
@@ -84,6 +90,11 @@ class Segment(WorkspaceScoped):
     size = models.PositiveIntegerField(default=0)
     refreshed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # A dynamic segment on a schedule is refreshed by the worker once ``next_refresh_at`` passes.
+    refresh_every = models.CharField(
+        max_length=8, choices=SegmentSchedule.choices, default=SegmentSchedule.MANUAL
+    )
+    next_refresh_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -91,6 +102,7 @@ class Segment(WorkspaceScoped):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="segment_unique_name")
         ]
+        indexes = [models.Index(fields=["next_refresh_at"], name="segment_next_refresh")]
 
     def __str__(self) -> str:
         return self.name
@@ -158,3 +170,123 @@ class SegmentSizeHistory(WorkspaceScoped):
         constraints = [
             models.UniqueConstraint(fields=["segment", "date"], name="segmentsize_unique_day")
         ]
+
+
+# --- layers: RFM classes, lifecycle stages, intent layers (docs/layers.md) ---------------------
+
+
+class RFMMethod(models.TextChoices):
+    QUINTILE = "quintile", _("五分位")
+    THRESHOLD = "threshold", _("阈值")
+
+
+class RFMClass(models.TextChoices):
+    """The eight classic classes, from recency (R), frequency (F) and monetary (M) high/low."""
+
+    IMPORTANT_VALUE = "important_value", _("重要价值")  # R↑ F↑ M↑
+    IMPORTANT_DEVELOP = "important_develop", _("重要发展")  # R↑ F↓ M↑
+    IMPORTANT_KEEP = "important_keep", _("重要保持")  # R↓ F↑ M↑
+    IMPORTANT_RETAIN = "important_retain", _("重要挽留")  # R↓ F↓ M↑
+    GENERAL_VALUE = "general_value", _("一般价值")  # R↑ F↑ M↓
+    GENERAL_DEVELOP = "general_develop", _("一般发展")  # R↑ F↓ M↓
+    GENERAL_KEEP = "general_keep", _("一般保持")  # R↓ F↑ M↓
+    GENERAL_RETAIN = "general_retain", _("一般挽留")  # R↓ F↓ M↓
+
+
+class LifecycleStage(models.TextChoices):
+    PROSPECT = "prospect", _("潜客")
+    NEW = "new", _("新客")
+    REPEAT = "repeat", _("复购客")
+    LOYAL = "loyal", _("忠诚客")
+    DORMANT = "dormant", _("沉睡")
+    CHURNED = "churned", _("流失")
+
+
+class IntentLayer(models.TextChoices):
+    SILENT = "silent", _("无语")
+    INTERESTED = "interested", _("意向")
+    QUOTED = "quoted", _("报价")
+    CLOSED = "closed", _("成交")
+
+
+class LayerConfig(WorkspaceScoped):
+    """How a workspace's layers are computed; a workspace without a row uses these defaults.
+
+    RFM looks at ``rfm_window_days`` of orders. With ``quintile`` a dimension is high when its
+    score (1-5) is at least 3; with ``threshold`` when recency is at most ``rfm_recency_days``,
+    frequency at least ``rfm_frequency`` and net spend at least ``rfm_monetary``. Lifecycle
+    judges a buyer against their own purchase rhythm (``dormant_factor`` and ``churned_factor``
+    times their mean interval); intent counts interactions in ``intent_window_days``."""
+
+    rfm_method = models.CharField(
+        max_length=10, choices=RFMMethod.choices, default=RFMMethod.QUINTILE
+    )
+    rfm_window_days = models.PositiveIntegerField(default=365)
+    rfm_recency_days = models.PositiveIntegerField(null=True, blank=True)
+    rfm_frequency = models.PositiveIntegerField(null=True, blank=True)
+    rfm_monetary = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    loyal_orders = models.PositiveIntegerField(default=4)
+    loyal_window_days = models.PositiveIntegerField(default=365)
+    dormant_factor = models.DecimalField(max_digits=5, decimal_places=2, default=2)
+    churned_factor = models.DecimalField(max_digits=5, decimal_places=2, default=4)
+    default_interval_days = models.PositiveIntegerField(
+        default=90, help_text="the rhythm of one-order buyers when no contact has bought twice"
+    )
+    intent_window_days = models.PositiveIntegerField(default=90)
+    intent_min_interactions = models.PositiveIntegerField(default=3)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace"], name="layerconfig_one_per_workspace")
+        ]
+
+
+class ContactLayer(WorkspaceScoped):
+    """One contact's layers as of the last refresh; rewritten whole by ``layers_refresh``.
+
+    ``recency_days``, ``frequency`` and ``monetary`` cover the RFM window only (no order in it:
+    no scores, no class); ``last_order_at`` and ``interval_days`` (the mean gap between the
+    contact's orders, none for fewer than two) cover the whole history and drive the stage."""
+
+    contact = models.OneToOneField(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="layer"
+    )
+    recency_days = models.PositiveIntegerField(null=True, blank=True)
+    frequency = models.PositiveIntegerField(default=0)
+    monetary = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    r_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    f_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    m_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    rfm_class = models.CharField(max_length=20, choices=RFMClass.choices, blank=True)
+    last_order_at = models.DateTimeField(null=True, blank=True)
+    interval_days = models.FloatField(null=True, blank=True)
+    lifecycle_stage = models.CharField(max_length=10, choices=LifecycleStage.choices)
+    intent_layer = models.CharField(max_length=10, choices=IntentLayer.choices)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "rfm_class"]),
+            models.Index(fields=["workspace", "lifecycle_stage"]),
+            models.Index(fields=["workspace", "intent_layer"]),
+        ]
+
+
+class LayerSnapshot(WorkspaceScoped):
+    """Each contact's lifecycle stage as of the month's last refresh (``month`` is the first day
+    of the workspace-local month), so stage flows between months can be counted and opened."""
+
+    month = models.DateField()
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="layer_snapshots"
+    )
+    lifecycle_stage = models.CharField(max_length=10, choices=LifecycleStage.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "month", "contact"], name="layersnapshot_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["contact"])]

@@ -9,7 +9,7 @@ as it was. Bulk tagging from a segment is one INSERT … SELECT.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,12 +25,14 @@ from siyu.audiences.models import (
     SegmentKind,
     SegmentMember,
     SegmentRefresh,
+    SegmentSchedule,
     SegmentSizeHistory,
     SegmentStatus,
     Tag,
     TagGroup,
     TagSource,
 )
+from siyu.audiences.queries import ListProblem, contacts_from_list
 from siyu.audiences.rules import compile_rule, validate_rule
 from siyu.contacts.models import Contact
 from siyu.contacts.services import MERGE_HANDLERS
@@ -456,3 +458,163 @@ def _merge_segment_members(workspace: Workspace, survivor: Contact, other_ids: l
 
 MERGE_HANDLERS[ContactTag] = _merge_tags
 MERGE_HANDLERS[SegmentMember] = _merge_segment_members
+
+
+# --- console: saving with a schedule, scheduled refreshes, exports, tag groups, lists ----------
+
+SCHEDULE_STEP = {
+    SegmentSchedule.HOURLY: timedelta(hours=1),
+    SegmentSchedule.DAILY: timedelta(days=1),
+}
+MAX_LIST_LINES = 100_000
+
+
+def _next_refresh(segment: Segment, now: datetime) -> datetime | None:
+    """When the worker should refresh next: never for a manual or a static segment."""
+    step = SCHEDULE_STEP.get(segment.refresh_every)
+    return now + step if step is not None and segment.kind == SegmentKind.DYNAMIC else None
+
+
+@transaction.atomic
+def segment_save(
+    *,
+    workspace: Workspace,
+    name: str,
+    rule: Any,
+    kind: str = SegmentKind.DYNAMIC,
+    refresh_every: str = SegmentSchedule.MANUAL,
+    segment: Segment | None = None,
+    actor: Any = None,
+    now: datetime | None = None,
+) -> Segment:
+    """What the console's builder saves: the segment (new, or ``segment`` changed) with its
+    refresh schedule, and a dynamic one refreshed at once so the operator lands on real numbers
+    (a size, a first point on the size chart) rather than an empty segment."""
+    now = now or timezone.now()
+    if refresh_every not in SegmentSchedule.values:
+        raise ValidationFailed(
+            "invalid",
+            f"refresh_every is one of: {', '.join(SegmentSchedule.values)}",
+            path="refresh_every",
+        )
+    if segment is None:
+        if kind not in SegmentKind.values:
+            raise ValidationFailed(
+                "invalid", f"kind is one of: {', '.join(SegmentKind.values)}", path="kind"
+            )
+        segment = segment_create(
+            workspace=workspace, name=name, rule=rule, kind=kind, actor=actor, now=now
+        )
+    else:
+        segment = segment_update(
+            workspace=workspace,
+            segment=segment,
+            name=name,
+            rule=rule,
+            description=segment.description,
+            actor=actor,
+        )
+    segment.refresh_every = refresh_every
+    segment.next_refresh_at = _next_refresh(segment, now)
+    segment.save(update_fields=["refresh_every", "next_refresh_at", "updated_at"])
+    if segment.kind == SegmentKind.DYNAMIC:
+        segment = _refresh(workspace=workspace, segment=segment, now=now)
+    return segment
+
+
+def segments_refresh_due(*, now: datetime) -> int:
+    """Refreshes every dynamic segment, in every workspace, whose scheduled time has passed, and
+    sets its next time. Each segment is taken in its own transaction with SKIP LOCKED (on
+    PostgreSQL), so several workers share the work and never refresh the same segment at once,
+    and one slow or failing segment holds up no other. Returns how many were refreshed."""
+    done = 0
+    while True:
+        with transaction.atomic():
+            segment = (
+                Segment.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(kind=SegmentKind.DYNAMIC, next_refresh_at__lte=now)
+                .exclude(refresh_every=SegmentSchedule.MANUAL)
+                .select_related("workspace")
+                .order_by("next_refresh_at", "id")
+                .first()
+            )
+            if segment is None:
+                return done
+            # A failed refresh also moves on: it is recorded on the segment, and retrying it
+            # every minute would not fix a rule that names a deleted tag.
+            refreshed = _refresh(workspace=segment.workspace, segment=segment, now=now)
+            Segment.objects.filter(id=refreshed.id).update(
+                next_refresh_at=_next_refresh(refreshed, now)
+            )
+        done += 1
+
+
+def segment_export_record(
+    *, workspace: Workspace, segment: Segment, actor: Any, rows: int, full_phone: bool
+) -> None:
+    """Every export of personal data leaves an audit row: who, which segment, how many rows and
+    whether full phone numbers left the system."""
+    _check_same_workspace(workspace, segment)
+    audit_record(
+        workspace=workspace,
+        action="segment.export",
+        actor_user=actor,
+        target=segment,
+        data={"segment_id": segment.id, "rows": rows, "full_phone": full_phone},
+    )
+
+
+@transaction.atomic
+def tag_group_rename(*, workspace: Workspace, group: TagGroup, name: str) -> TagGroup:
+    _check_same_workspace(workspace, group)
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise ValidationFailed("invalid", "a tag group name has 1 to 64 characters", path="group")
+    if TagGroup.objects.filter(workspace=workspace, name=name).exclude(id=group.id).exists():
+        raise ValidationFailed("duplicate", f"tag group '{name}' already exists", path="group")
+    group.name = name
+    group.save(update_fields=["name"])
+    return group
+
+
+@transaction.atomic
+def tag_group_delete(*, workspace: Workspace, group: TagGroup, actor: Any = None) -> TagGroup:
+    """Deletes the group with its tags, each removed from every contact (and audited) as
+    ``tag_delete`` does."""
+    _check_same_workspace(workspace, group)
+    for tag in Tag.objects.filter(workspace=workspace, group=group).order_by("id"):
+        tag_delete(workspace=workspace, tag=tag, actor=actor)
+    audit_record(
+        workspace=workspace,
+        action="tag_group.delete",
+        actor_user=actor,
+        target=group,
+        data={"name": group.name},
+    )
+    group.delete()
+    return group
+
+
+@transaction.atomic
+def tag_contacts_from_list(
+    *, workspace: Workspace, tag: Tag, column: str, values: list[str]
+) -> tuple[int, list[ListProblem]]:
+    """Tags the contacts named in an uploaded list (one phone, member number or contact id per
+    line). Lines that name nobody are reported back, not fatal: the rest are tagged.
+    Returns (newly tagged, problems)."""
+    _check_same_workspace(workspace, tag)
+    if len(values) > MAX_LIST_LINES:
+        raise ValidationFailed(
+            "too_many", f"a list has at most {MAX_LIST_LINES} lines", path="file"
+        )
+    ids, problems = contacts_from_list(workspace=workspace, column=column, values=values)
+    ids = list(dict.fromkeys(ids))
+    tagged = 0
+    for start in range(0, len(ids), MAX_TAG_IDS):
+        tagged += tag_contacts(
+            workspace=workspace,
+            tag=tag,
+            contact_ids=ids[start : start + MAX_TAG_IDS],
+            source=TagSource.IMPORT,
+        )
+    return tagged, problems
