@@ -1,40 +1,12 @@
 """The customer-value page in headless Chromium: the Plotly charts really render, and a fit
 started from the button finishes and replaces the results. Screenshots land in /tmp."""
 
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from siyu.insights import services
 from siyu.insights.models import ModelFit
 from tests import factories
-
-SHOTS = Path(tempfile.gettempdir())
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
-    # The live server's ORM calls run in its own thread; Playwright's loop runs in this one.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-        yield context.new_page()
-        browser.close()
+from tests.browser import SHOTS
 
 
 def test_insights_page_renders_the_holdout_chart_and_refits_from_the_button(
