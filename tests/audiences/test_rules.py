@@ -252,7 +252,7 @@ def _error(pool: Pool, rule) -> tuple[str, str]:
                 ]
             },
             "any.1.all.0",
-            "unknown condition (x): expected all, any, not, field, has_identity, consent, tag, orders, event or score",
+            "unknown condition (x): expected all, any, not, field, has_identity, consent, tag, orders, event, score, rfm_class, lifecycle or intent",
         ),
         (
             {

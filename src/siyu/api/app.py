@@ -10,6 +10,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyHeader, HttpBearer
 
 from siyu.audiences.api import router as audiences_router
+from siyu.audiences.layers_api import router as layers_router
 from siyu.commerce.api import router as commerce_router
 from siyu.contacts.api import router as contacts_router
 from siyu.errors import DomainError
@@ -58,6 +59,7 @@ api.add_router("/v1/", contacts_router, tags=["contacts"])
 api.add_router("/v1/", events_router, tags=["events"])
 api.add_router("/v1/", commerce_router, tags=["commerce"])
 api.add_router("/v1/", audiences_router, tags=["audiences"])
+api.add_router("/v1/", layers_router, tags=["layers"])
 api.add_router("/v1/", insights_router, tags=["insights"])
 
 

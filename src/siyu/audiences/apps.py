@@ -6,5 +6,5 @@ class AudiencesConfig(AppConfig):
     verbose_name = "Audiences"
 
     def ready(self) -> None:
-        # Registers the merge handlers for tags and segment memberships with contacts.services.
-        from siyu.audiences import services  # noqa: F401
+        # Registers the merge handlers for tags, segment memberships and layers with contacts.services.
+        from siyu.audiences import layers_services, services  # noqa: F401

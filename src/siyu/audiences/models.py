@@ -249,8 +249,11 @@ class ContactLayer(WorkspaceScoped):
     no scores, no class); ``last_order_at`` and ``interval_days`` (the mean gap between the
     contact's orders, none for fewer than two) cover the whole history and drive the stage."""
 
+    # No database FK constraint (the ORM still cascades): the table is rewritten whole from the
+    # contacts in the same transaction, and checking a million deferred FK triggers at commit
+    # cost more than the rewrite itself.
     contact = models.OneToOneField(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="layer"
+        "contacts.Contact", on_delete=models.CASCADE, related_name="layer", db_constraint=False
     )
     recency_days = models.PositiveIntegerField(null=True, blank=True)
     frequency = models.PositiveIntegerField(default=0)
@@ -278,8 +281,12 @@ class LayerSnapshot(WorkspaceScoped):
     of the workspace-local month), so stage flows between months can be counted and opened."""
 
     month = models.DateField()
+    # Copied from ContactLayer by the refresh; no database FK constraint, as there.
     contact = models.ForeignKey(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="layer_snapshots"
+        "contacts.Contact",
+        on_delete=models.CASCADE,
+        related_name="layer_snapshots",
+        db_constraint=False,
     )
     lifecycle_stage = models.CharField(max_length=10, choices=LifecycleStage.choices)
 

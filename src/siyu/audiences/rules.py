@@ -2,8 +2,9 @@
 expression yielding the ids of the matching contacts of a workspace.
 
 Groups nest ``{"all": [...]}``, ``{"any": [...]}`` and ``{"not": {...}}`` at most five deep;
-the leaves are contact fields, identities, consent, tags, order aggregates and event counts
-(docs/segment-rules.md has the full grammar with examples). Behaviour is expressed as
+the leaves are contact fields, identities, consent, tags, order aggregates, event counts, model
+scores and the layers of the last layers refresh (RFM class, lifecycle stage, intent layer;
+docs/layers.md) (docs/segment-rules.md has the full grammar with examples). Behaviour is expressed as
 semi-joins on aggregated subqueries, so the database does the work in one statement whatever
 the number of contacts. Every refusal is a ``ValidationFailed`` whose ``path`` names the
 offending part of the rule, e.g. ``all.2.orders.count``.
@@ -22,10 +23,19 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import ibis
+from django.utils import translation
 from ibis.expr.types import BooleanValue, Column, Table
 
 from siyu.analytics.tables import table, utc_cutoff
-from siyu.audiences.models import ContactTag, Tag
+from siyu.audiences.layers import aliases
+from siyu.audiences.models import (
+    ContactLayer,
+    ContactTag,
+    IntentLayer,
+    LifecycleStage,
+    RFMClass,
+    Tag,
+)
 from siyu.commerce.models import Order, OrderChannel, OrderItem, OrderStatus, Product, Staff, Store
 from siyu.contacts.models import (
     Consent,
@@ -127,6 +137,9 @@ class _Compiler:
             "orders": self.orders,
             "event": self.event,
             "score": self.score,
+            "rfm_class": lambda v, p: self.layer("rfm_class", RFMClass, v, p),
+            "lifecycle": lambda v, p: self.layer("lifecycle_stage", LifecycleStage, v, p),
+            "intent": lambda v, p: self.layer("intent_layer", IntentLayer, v, p),
         }
         if len(node) == 1:
             key, value = next(iter(node.items()))
@@ -134,7 +147,7 @@ class _Compiler:
                 return leaves[key](value, _join(path, key))
         keys = ", ".join(sorted(map(str, node)))
         raise _fail(
-            f"unknown condition ({keys}): expected all, any, not, field, has_identity, consent, tag, orders, event or score",
+            f"unknown condition ({keys}): expected all, any, not, field, has_identity, consent, tag, orders, event, score, rfm_class, lifecycle or intent",
             path,
         )
 
@@ -363,13 +376,19 @@ class _Compiler:
             )
         f = o.filter(*preds)
         net = f.amount - f.refunded_amount
-        agg = f.group_by("contact_id").aggregate(
-            n=f.count(),
-            total=net.sum(),
-            average=net.mean(),
-            last=f.paid_at.max(),
-            first=f.paid_at.min(),
-        )
+        metrics = {
+            "count": ("n", f.count()),
+            "sum": ("total", net.sum()),
+            "avg": ("average", net.mean()),
+            "first_at": ("first", f.paid_at.min()),
+            "last_at": ("last", f.paid_at.max()),
+        }
+        wanted = [key for key in metrics if key in spec]
+        if not wanted:
+            # "Has a matching order": a plain semi-join, no aggregate at all.
+            return self.c.id.isin(f.contact_id)
+        # Only the aggregates the conditions read: every extra one costs time on each group.
+        agg = f.group_by("contact_id").aggregate(**dict(metrics[key] for key in wanted))
         conds: list[BooleanValue] = []
         zero_passes = True  # would a contact without any matching order satisfy every condition?
         for key, column in (("count", "n"), ("sum", "total"), ("avg", "average")):
@@ -383,9 +402,6 @@ class _Compiler:
             if key in spec:
                 conds.append(self.time_conditions(agg[column], spec[key], _join(path, key)))
                 zero_passes = False
-        if not conds:
-            conds.append(agg.n >= 1)
-            zero_passes = False
         return self.aggregate_match(agg, ibis.and_(*conds), zero_passes)
 
     def event(self, spec: Any, path: str) -> BooleanValue:
@@ -443,6 +459,10 @@ class _Compiler:
         if high is not None and low > high:
             raise _fail("min_count is larger than max_count", _join(path, "min_count"))
         f = e.filter(*preds)
+        if (low, high) in ((1, None), (0, 0)):
+            # Did it at all / did not do it: a plain (anti-)semi-join, no count to build.
+            did = self.c.id.isin(f.contact_id)
+            return did if low == 1 else ~did
         agg = f.group_by("contact_id").aggregate(n=f.count())
         conds = [agg.n >= low] + ([agg.n <= high] if high is not None else [])
         return self.aggregate_match(agg, ibis.and_(*conds), low == 0)
@@ -466,16 +486,43 @@ class _Compiler:
         preds = [s.workspace_id == self.ws]
         for key, column in numeric.items():
             if key in spec:
-                cond, _ = self.number_conditions(s[column], spec[key], _join(path, key), whole=False)
+                cond, _ = self.number_conditions(
+                    s[column], spec[key], _join(path, key), whole=False
+                )
                 if key == "p_alive" and any(
                     Decimal(str(v)) > 1 for v in spec[key].values() if not isinstance(v, bool)
                 ):
                     raise _fail("P(alive) is a probability between 0 and 1", _join(path, key))
                 preds.append(cond)
         if "churn_band" in spec:
-            bands = self.texts(spec["churn_band"], _join(path, "churn_band"), tuple(ChurnBand.values))
+            bands = self.texts(
+                spec["churn_band"], _join(path, "churn_band"), tuple(ChurnBand.values)
+            )
             preds.append(s.churn_band.isin(bands))
         return self.c.id.isin(s.filter(*preds).contact_id)
+
+    def layer(
+        self,
+        column: str,
+        choices: type[RFMClass | LifecycleStage | IntentLayer],
+        value: Any,
+        path: str,
+    ) -> BooleanValue:
+        """RFM class, lifecycle stage or intent layer as of the last layers refresh, by code or
+        Chinese name, one or a list. Contacts not yet layered never match."""
+        known = aliases(choices)
+
+        def one(v: Any, p: str) -> str:
+            if not isinstance(v, str) or v not in known:
+                codes = ", ".join(choices.values)
+                with translation.override(None):
+                    names = ", ".join(str(c.label) for c in choices)
+                raise _fail(f"'{v}' is not one of: {codes} (or {names})", p)
+            return known[v]
+
+        codes = list(dict.fromkeys(self.many(value, path, one)))
+        t = table(ContactLayer)
+        return self.c.id.isin(t.filter(t.workspace_id == self.ws, t[column].isin(codes)).contact_id)
 
     def aggregate_match(self, agg: Table, cond: BooleanValue, zero_passes: bool) -> BooleanValue:
         """Contacts whose aggregate row meets ``cond``. When a contact with no rows at all also

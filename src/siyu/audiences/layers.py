@@ -1,0 +1,247 @@
+"""RFM classes, lifecycle stages and intent layers of every contact of a workspace, written as
+Ibis expressions so the same computation runs on SQLite, PostgreSQL and DuckDB over Parquet.
+
+Two expressions do the work: ``median_interval_expression`` (one row: the workspace's median
+purchase rhythm, the yardstick for one-order buyers) and ``layers_expression`` (one row per
+contact with every layer column), which ``services.layers_refresh`` writes with one
+INSERT … SELECT. docs/layers.md states every rule with its reasons.
+
+Time arithmetic is done on epoch seconds (``epoch_seconds`` compiles natively on every engine;
+SQLite's date difference would compile to a Python function Django's connection lacks), and
+``now`` is a literal compared in the same unit, so recency is exact to the second.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import ibis
+from django.utils import translation
+from ibis.expr.types import Column, NumericValue, Table
+
+from siyu.analytics.tables import table, utc_cutoff
+from siyu.audiences.models import (
+    IntentLayer,
+    LayerConfig,
+    LifecycleStage,
+    RFMClass,
+    RFMMethod,
+)
+from siyu.commerce.models import Order, OrderStatus
+from siyu.contacts.models import Contact
+from siyu.events.models import Event, EventType
+from siyu.tenancy.models import Workspace
+
+DAY = 86_400
+#: A score of at least this (of 5) is "high" with the quintile method.
+HIGH_SCORE = 3
+#: Interactions that show interest in a high-ticket purchase.
+INTERACTIONS = (
+    EventType.PRODUCT_VIEW,
+    EventType.ADD_TO_CART,
+    EventType.MESSAGE_CLICK,
+    EventType.CONTENT_VIEW,
+)
+#: A ``custom`` event with this name, or with ``properties.stage`` equal to it, is a quote.
+QUOTE = "quote"
+
+#: (R high, F high, M high) -> class: the classic eight-way split.
+RFM_CLASSES: dict[tuple[bool, bool, bool], RFMClass] = {
+    (True, True, True): RFMClass.IMPORTANT_VALUE,
+    (True, False, True): RFMClass.IMPORTANT_DEVELOP,
+    (False, True, True): RFMClass.IMPORTANT_KEEP,
+    (False, False, True): RFMClass.IMPORTANT_RETAIN,
+    (True, True, False): RFMClass.GENERAL_VALUE,
+    (True, False, False): RFMClass.GENERAL_DEVELOP,
+    (False, True, False): RFMClass.GENERAL_KEEP,
+    (False, False, False): RFMClass.GENERAL_RETAIN,
+}
+
+
+def aliases(choices: type[RFMClass | LifecycleStage | IntentLayer]) -> dict[str, str]:
+    """Every accepted spelling (the code and the Chinese name) -> the stored code. The Chinese
+    names are the untranslated labels, so a rule means the same in every interface language."""
+    with translation.override(None):
+        return {**{str(c.label): c.value for c in choices}, **{c.value: c.value for c in choices}}
+
+
+def _epoch(col: Column) -> NumericValue:
+    return col.epoch_seconds().cast("float64")
+
+
+def _orders(workspace: Workspace, now: datetime) -> Table:
+    """Orders that count: not fully refunded, paid by ``now``."""
+    o = table(Order)
+    return o.filter(
+        o.workspace_id == workspace.id,
+        o.status != OrderStatus.REFUNDED,
+        o.paid_at <= utc_cutoff(now),
+    )
+
+
+def _buyers(workspace: Workspace, config: LayerConfig, now: datetime) -> Table:
+    """One row per contact with an order: all-time count, first and last order, and the RFM
+    window's count, net spend and last order, and the loyalty window's count (one scan)."""
+    o = _orders(workspace, now)
+    rfm_cut = utc_cutoff(now - timedelta(days=config.rfm_window_days))
+    loyal_cut = utc_cutoff(now - timedelta(days=config.loyal_window_days))
+    in_rfm = o.paid_at >= rfm_cut
+    return o.group_by("contact_id").aggregate(
+        orders=o.count(),
+        first_at=o.paid_at.min(),
+        last_at=o.paid_at.max(),
+        frequency=o.count(where=in_rfm),
+        monetary=(o.amount - o.refunded_amount).sum(where=in_rfm),
+        last_in_window=o.paid_at.max(where=in_rfm),
+        loyal_orders=o.count(where=o.paid_at >= loyal_cut),
+    )
+
+
+def _mean_interval(b: Table) -> NumericValue:
+    """Seconds between a repeat buyer's orders on average: (last - first) / (orders - 1)."""
+    return (_epoch(b.last_at) - _epoch(b.first_at)) / (b.orders - 1).cast("float64")
+
+
+def median_interval_expression(
+    *, workspace: Workspace, config: LayerConfig, now: datetime
+) -> Table:
+    """One row, ``median`` in seconds: the median of the repeat buyers' mean intervals (NULL
+    when nobody bought twice). Row numbers instead of a MEDIAN aggregate, which SQLite lacks."""
+    b = _buyers(workspace, config, now)
+    b = b.filter(b.orders >= 2).select(interval=_mean_interval(b))
+    ranked = b.mutate(rn=ibis.row_number().over(order_by=b.interval), n=b.interval.count().over())
+    middle = ranked.filter((ranked.rn == (ranked.n - 1) // 2) | (ranked.rn == ranked.n // 2))
+    return middle.aggregate(median=middle.interval.mean())
+
+
+def _ntile(t: Table, value: Column, *, descending: bool = False) -> Column:
+    """NTILE(5) as 1-5 among the window's buyers, ordered by (value, contact id) so the split is
+    stable."""
+    order = [ibis.desc(value) if descending else value, t.contact_id]
+    return ibis.ntile(5).over(group_by=t.in_window, order_by=order) + 1
+
+
+def _rfm(j: Table, config: LayerConfig, now: datetime) -> Table:
+    """Adds recency, scores and class to every contact row; contacts without an order in the
+    window get none. The windows are partitioned by ``in_window`` on the one joined table
+    rather than computed on the buyers and joined back: SQLite builds no index for a joined
+    window subquery and would rescan it for every contact."""
+    w = j.mutate(in_window=j.frequency.coalesce(0) > 0)
+    w = w.mutate(
+        recency_days=ibis.ifelse(
+            w.in_window,
+            ((_epoch(ibis.literal(utc_cutoff(now))) - _epoch(w.last_in_window)) / DAY)
+            .floor()
+            .cast("int64"),
+            ibis.null("int64"),
+        )
+    )
+    w = w.mutate(
+        r_tile=_ntile(w, w.recency_days, descending=True),
+        f_tile=_ntile(w, w.frequency),
+        m_tile=_ntile(w, w.monetary),
+    )
+    # Equal values take the lowest tile among them, so ties never land in different classes
+    # (NTILE alone splits a run of equal values by id).
+    none = ibis.null("int64")
+    w = w.mutate(
+        r_score=ibis.ifelse(
+            w.in_window, w.r_tile.min().over(group_by=[w.in_window, w.recency_days]), none
+        ),
+        f_score=ibis.ifelse(
+            w.in_window, w.f_tile.min().over(group_by=[w.in_window, w.frequency]), none
+        ),
+        m_score=ibis.ifelse(
+            w.in_window, w.m_tile.min().over(group_by=[w.in_window, w.monetary]), none
+        ),
+    )
+    if config.rfm_method == RFMMethod.THRESHOLD:
+        high = (
+            w.recency_days <= config.rfm_recency_days,
+            w.frequency >= config.rfm_frequency,
+            w.monetary >= config.rfm_monetary,
+        )
+    else:
+        high = (w.r_score >= HIGH_SCORE, w.f_score >= HIGH_SCORE, w.m_score >= HIGH_SCORE)
+    r, f, m = high
+    cls = ibis.cases(
+        *[
+            (ibis.and_(w.in_window, r if rh else ~r, f if fh else ~f, m if mh else ~m), code.value)
+            for (rh, fh, mh), code in RFM_CLASSES.items()
+        ],
+        else_="",
+    )
+    return w.mutate(rfm_class=cls)
+
+
+def _intent(workspace: Workspace, config: LayerConfig, now: datetime) -> Table:
+    """Per contact with interactions or quotes in the intent window: how many of each."""
+    e = table(Event)
+    cut = utc_cutoff(now - timedelta(days=config.intent_window_days))
+    e = e.filter(
+        e.workspace_id == workspace.id,
+        e.type.isin([*INTERACTIONS, EventType.CUSTOM]),
+        e.occurred_at >= cut,
+        e.occurred_at <= utc_cutoff(now),
+    )
+    quote = (e.type == EventType.CUSTOM) & (
+        (e.name == QUOTE) | (e.properties["stage"].str == QUOTE)
+    )
+    return e.group_by("contact_id").aggregate(
+        interactions=e.count(where=e.type.isin(list(INTERACTIONS))),
+        quotes=e.count(where=quote),
+    )
+
+
+def layers_expression(
+    *,
+    workspace: Workspace,
+    config: LayerConfig,
+    now: datetime,
+    median_interval: float | None,
+) -> Table:
+    """One row per contact of the workspace with every ContactLayer column but the workspace and
+    the time stamp. ``median_interval`` (seconds, from ``median_interval_expression``) is the
+    rhythm of one-order buyers; without one, the configured default interval is used."""
+    buyers = _buyers(workspace, config, now)
+    intent = _intent(workspace, config, now)
+    c = table(Contact)
+    c = c.filter(c.workspace_id == workspace.id).select(contact_id=c.id)
+    j = c.left_join(buyers, "contact_id").drop("contact_id_right")
+    j = _rfm(j.left_join(intent, "contact_id").drop("contact_id_right"), config, now)
+    one_order_rhythm = (
+        median_interval if median_interval is not None else config.default_interval_days * DAY
+    )
+    own = _mean_interval(j)
+    rhythm = ibis.greatest(
+        ibis.ifelse(j.orders >= 2, own, ibis.literal(float(one_order_rhythm))), float(DAY)
+    )
+    since = _epoch(ibis.literal(utc_cutoff(now))) - _epoch(j.last_at)
+    stage = ibis.cases(
+        (j.orders.isnull(), LifecycleStage.PROSPECT.value),
+        (since > rhythm * float(config.churned_factor), LifecycleStage.CHURNED.value),
+        (since > rhythm * float(config.dormant_factor), LifecycleStage.DORMANT.value),
+        (j.loyal_orders >= config.loyal_orders, LifecycleStage.LOYAL.value),
+        (j.orders >= 2, LifecycleStage.REPEAT.value),
+        else_=LifecycleStage.NEW.value,
+    )
+    intent_layer = ibis.cases(
+        (j.orders.notnull(), IntentLayer.CLOSED.value),
+        (j.quotes > 0, IntentLayer.QUOTED.value),
+        (j.interactions >= config.intent_min_interactions, IntentLayer.INTERESTED.value),
+        else_=IntentLayer.SILENT.value,
+    )
+    return j.select(
+        contact_id=j.contact_id,
+        recency_days=j.recency_days,
+        frequency=j.frequency.coalesce(0),
+        monetary=j.monetary.coalesce(0),
+        r_score=j.r_score,
+        f_score=j.f_score,
+        m_score=j.m_score,
+        rfm_class=j.rfm_class,
+        last_order_at=j.last_at,
+        interval_days=ibis.ifelse(j.orders >= 2, own / DAY, ibis.null("float64")),
+        lifecycle_stage=stage,
+        intent_layer=intent_layer,
+    )

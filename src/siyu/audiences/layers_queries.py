@@ -1,0 +1,178 @@
+"""Reads for layers: the configuration, the RFM matrix, the month-over-month stage flow and one
+contact's layers. A staff member's view passes ``store_id`` and sees only that store's contacts.
+(Kept apart from ``queries.py`` so tags and segments, edited by others, stay small.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import QuerySet
+from ibis.expr.types import Table
+
+from siyu.analytics.tables import fetch, table
+from siyu.audiences.layers import RFM_CLASSES
+from siyu.audiences.models import (
+    ContactLayer,
+    IntentLayer,
+    LayerConfig,
+    LayerSnapshot,
+    LifecycleStage,
+)
+from siyu.contacts.models import Contact
+from siyu.tenancy.models import Workspace
+
+CENT = Decimal("0.01")
+
+
+def layer_config_get(*, workspace: Workspace) -> LayerConfig:
+    """The saved configuration, or an unsaved one holding the defaults."""
+    return LayerConfig.objects.filter(workspace=workspace).first() or LayerConfig(
+        workspace=workspace
+    )
+
+
+def _scoped(t: Table, workspace: Workspace, store_id: int | None) -> Table:
+    t = t.filter(t.workspace_id == workspace.id)
+    if store_id is None:
+        return t
+    c = table(Contact)
+    return t.filter(
+        t.contact_id.isin(c.filter(c.workspace_id == workspace.id, c.store_id == store_id).id)
+    )
+
+
+@dataclass(frozen=True)
+class RFMCell:
+    rfm_class: str
+    label: str
+    r_high: bool
+    f_high: bool
+    m_high: bool
+    contacts: int
+    revenue: Decimal
+    revenue_share: Decimal
+    average_order_value: Decimal | None
+
+
+def rfm_matrix(*, workspace: Workspace, store_id: int | None = None) -> list[RFMCell]:
+    """The eight classes in the classic order with their contacts, net revenue in the RFM window,
+    share of that revenue (0-1, of the classified contacts' total) and average order value (none
+    without orders), as of the last refresh: one aggregate statement."""
+    layer = _scoped(table(ContactLayer), workspace, store_id)
+    layer = layer.filter(layer.rfm_class != "")
+    rows = fetch(
+        layer.group_by("rfm_class").aggregate(
+            contacts=layer.count(), revenue=layer.monetary.sum(), orders=layer.frequency.sum()
+        )
+    )
+    found = {code: (n, Decimal(str(revenue)), orders) for code, n, revenue, orders in rows}
+    total = sum((revenue for _, revenue, _ in found.values()), Decimal(0))
+    cells = []
+    for (r, f, m), code in RFM_CLASSES.items():
+        n, revenue, orders = found.get(code.value, (0, Decimal(0), 0))
+        cells.append(
+            RFMCell(
+                rfm_class=code.value,
+                label=str(code.label),
+                r_high=r,
+                f_high=f,
+                m_high=m,
+                contacts=n,
+                revenue=revenue.quantize(CENT),
+                revenue_share=(revenue / total).quantize(Decimal("0.0001"))
+                if total
+                else Decimal(0),
+                average_order_value=(revenue / orders).quantize(CENT) if orders else None,
+            )
+        )
+    return cells
+
+
+@dataclass(frozen=True)
+class StageFlow:
+    from_stage: str | None
+    to_stage: str
+    contacts: int
+
+
+def _month_before(month: date) -> date:
+    return (month.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def stage_flow(
+    *, workspace: Workspace, month: date, store_id: int | None = None
+) -> list[StageFlow]:
+    """How many contacts went from each stage at the end of the previous month to each stage at
+    the end of ``month`` (the snapshots of the months' last refreshes); ``from_stage`` is None
+    for contacts without a snapshot the month before (new to the pool, or no refresh then).
+    Ordered by the lifecycle order of (from, to)."""
+    snap = _scoped(table(LayerSnapshot), workspace, store_id)
+    now = snap.filter(snap.month == month.replace(day=1))
+    before = snap.filter(snap.month == _month_before(month)).select(
+        contact_id="contact_id", from_stage="lifecycle_stage"
+    )
+    j = now.left_join(before, "contact_id")
+    rows = fetch(j.group_by("from_stage", to_stage=j.lifecycle_stage).aggregate(n=j.count()))
+    order = {stage: i for i, stage in enumerate(LifecycleStage.values)}
+    flows = [StageFlow(from_stage=f, to_stage=t, contacts=n) for f, t, n in rows]
+    return sorted(flows, key=lambda s: (order.get(s.from_stage, -1), order[s.to_stage]))
+
+
+def contact_layer(*, workspace: Workspace, contact_id: int) -> ContactLayer | None:
+    """The contact's layers as of the last refresh; None before the first refresh."""
+    return ContactLayer.objects.filter(workspace=workspace, contact_id=contact_id).first()
+
+
+def stage_counts(*, workspace: Workspace, store_id: int | None = None) -> dict[str, int]:
+    """Contacts per lifecycle stage now, every stage present (zero when empty)."""
+    layer = _scoped(table(ContactLayer), workspace, store_id)
+    rows = fetch(layer.group_by("lifecycle_stage").aggregate(n=layer.count()))
+    return {**dict.fromkeys(LifecycleStage.values, 0), **dict(rows)}
+
+
+# --- for the console's layers page (siyu.audiences.layers_views) -------------------------------
+
+
+def intent_counts(*, workspace: Workspace, store_id: int | None = None) -> dict[str, int]:
+    """Contacts per intent layer now, every layer present (zero when empty)."""
+    layer = _scoped(table(ContactLayer), workspace, store_id)
+    rows = fetch(layer.group_by("intent_layer").aggregate(n=layer.count()))
+    return {**dict.fromkeys(IntentLayer.values, 0), **dict(rows)}
+
+
+def snapshot_months(*, workspace: Workspace) -> list[date]:
+    """The months with a stage snapshot, newest first."""
+    return list(
+        LayerSnapshot.objects.filter(workspace=workspace)
+        .values_list("month", flat=True)
+        .distinct()
+        .order_by("-month")
+    )
+
+
+def layers_computed_at(*, workspace: Workspace) -> datetime | None:
+    """When the last refresh ran; None before the first."""
+    return (
+        ContactLayer.objects.filter(workspace=workspace)
+        .values_list("computed_at", flat=True)
+        .first()
+    )
+
+
+#: The layer columns a contacts list can be filtered on.
+LAYER_FIELDS = ("rfm_class", "lifecycle_stage", "intent_layer")
+
+
+def layer_contacts(
+    *, workspace: Workspace, field: str, value: str, store_id: int | None = None
+) -> QuerySet[ContactLayer]:
+    """The contacts in one RFM class, lifecycle stage or intent layer as of the last refresh,
+    with their contact and store, biggest spenders in the RFM window first."""
+    if field not in LAYER_FIELDS:
+        raise ValueError(f"not a layer column: {field}")
+    qs = ContactLayer.objects.filter(workspace=workspace, **{field: value})
+    if store_id is not None:
+        qs = qs.filter(contact__store_id=store_id)
+    return qs.select_related("contact", "contact__store").order_by("-monetary", "contact_id")
