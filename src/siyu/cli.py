@@ -222,6 +222,7 @@ def demo(data_dir, contacts, seed, serve, host, port, rebuild) -> None:
     from django.conf import settings
 
     from siyu.demo import build_demo
+    from siyu.demo.showcase import prepare_showcase
     from siyu.tenancy import services
     from siyu.tenancy.models import Workspace
 
@@ -234,7 +235,10 @@ def demo(data_dir, contacts, seed, serve, host, port, rebuild) -> None:
         ws = services.workspace_create(slug="demo", name="鲜果时光 FreshFruit (demo)")
         with _progress_bar() as bar:
             summary = build_demo(workspace=ws, contacts=contacts, seed=seed, progress=RichProgress(bar))
+            showcase = prepare_showcase(workspace=ws, progress=RichProgress(bar))
         console.print(str(summary))
+        console.print(f"Layers for {showcase.layered_contacts:,} contacts, CLV model {showcase.fit_status}, "
+                      f"{showcase.segments} sample segments.")
     else:
         ws = existing
         console.print("The demo workspace exists already (use --rebuild to build it again).")
