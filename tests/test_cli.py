@@ -64,3 +64,17 @@ def test_worker_in_batch_mode_drains_the_queue_and_exits(tmp_path):
     res = _run(["worker", "--batch"], tmp_path)
     assert res.returncode == 0, res.stderr
     assert "No more tasks to run" in res.stdout + res.stderr
+
+
+def test_demo_builds_a_populated_brand_and_prints_a_working_login(tmp_path):
+    res = _run(["demo", "--no-serve", "--contacts", "800"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "Demo brand built" in res.stdout and "4 sample segments" in res.stdout
+    login = next(line for line in res.stdout.splitlines() if line.startswith("Console login:"))
+    username, password = (part.strip() for part in login.removeprefix("Console login:").split("/"))
+    assert username == "demo" and len(password) >= 10
+    with sqlite3.connect(tmp_path / "siyu.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM audiences_segment").fetchone() == (4,)
+        assert db.execute("SELECT count(*) FROM insights_contactscore").fetchone()[0] > 0
+    again = _run(["demo", "--no-serve"], tmp_path)
+    assert "The demo workspace exists already" in again.stdout
