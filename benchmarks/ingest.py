@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--database-url", default="", help="PostgreSQL URL; default a scratch SQLite file"
     )
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--workdir", default="", help="where the CSV files go (default a temp dir)")
     return parser.parse_args()
 

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from siyu.commerce.models import Order, OrderItem, Refund
 from siyu.commerce.schemas import OrderIn, StaffIn
-from siyu.commerce.services import orders_ingest, staff_upsert
+from siyu.commerce.services import orders_ingest, prepare_orders, staff_upsert, write_orders
 from siyu.errors import ValidationFailed
 from tests import factories
 
@@ -14,8 +14,14 @@ PAID = datetime(2026, 3, 3, 10, tzinfo=UTC)
 
 
 def _order(**kw):
-    base = {"order_no": "O1", "contact": {"kind": "phone", "value": "13900000001"}, "channel": "store", "paid_at": PAID,
-            "items": [{"sku": "CHERRY", "quantity": 2, "unit_price": "59.90"}], "discount_amount": "10.00"}
+    base = {
+        "order_no": "O1",
+        "contact": {"kind": "phone", "value": "13900000001"},
+        "channel": "store",
+        "paid_at": PAID,
+        "items": [{"sku": "CHERRY", "quantity": 2, "unit_price": "59.90"}],
+        "discount_amount": "10.00",
+    }
     return OrderIn(**{**base, **kw})
 
 
@@ -30,9 +36,38 @@ def test_order_money_is_exact_and_items_link_products(ws, buyer):
     result = orders_ingest(workspace=ws, items=[_order()])
     order = Order.objects.get(workspace=ws, order_no="O1")
     assert result.created == 1
-    assert (order.gross_amount, order.discount_amount, order.amount) == (Decimal("119.80"), Decimal("10.00"), Decimal("109.80"))
+    assert (order.gross_amount, order.discount_amount, order.amount) == (
+        Decimal("119.80"),
+        Decimal("10.00"),
+        Decimal("109.80"),
+    )
     assert order.contact_id == buyer.id
     assert OrderItem.objects.get(order=order).product.sku == "CHERRY"
+
+
+@pytest.mark.django_db
+def test_an_order_another_writer_stored_meanwhile_is_skipped_with_its_items_and_refunds(ws, buyer):
+    refund = {"refund_no": "R2", "amount": "5.00", "refunded_at": PAID}
+    prepared, errors = prepare_orders(
+        workspace=ws, items=[_order(), _order(order_no="O2", refunds=[refund])]
+    )
+    factories.order(ws, buyer, order_no="O2", amount="1.00")
+
+    result = write_orders(workspace=ws, prepared=prepared)
+
+    assert (errors, result.created, result.unchanged) == ([], 1, 1)
+    assert sorted(
+        Order.objects.filter(workspace=ws).values_list(
+            "order_no", "amount", "refunded_amount", "status"
+        )
+    ) == [
+        ("O1", Decimal("109.80"), Decimal("0.00"), "paid"),
+        ("O2", Decimal("1.00"), Decimal("0.00"), "paid"),
+    ]
+    assert list(
+        OrderItem.objects.filter(workspace=ws).values_list("order__order_no", "sku", "amount")
+    ) == [("O1", "CHERRY", Decimal("119.80"))]
+    assert Refund.objects.filter(workspace=ws).count() == 0
 
 
 @pytest.mark.django_db
@@ -50,7 +85,12 @@ def test_refunds_arrive_later_and_update_the_status(ws, buyer):
     orders_ingest(workspace=ws, items=[_order(refunds=[refund])])
     order = Order.objects.get(order_no="O1")
     assert (order.refunded_amount, order.status) == (Decimal("9.80"), "partially_refunded")
-    orders_ingest(workspace=ws, items=[_order(refunds=[refund, {"refund_no": "R2", "amount": "100.00", "refunded_at": PAID}])])
+    orders_ingest(
+        workspace=ws,
+        items=[
+            _order(refunds=[refund, {"refund_no": "R2", "amount": "100.00", "refunded_at": PAID}])
+        ],
+    )
     order.refresh_from_db()
     assert (order.refunded_amount, order.status) == (Decimal("109.80"), "refunded")
     orders_ingest(workspace=ws, items=[_order(refunds=[refund])])
@@ -59,9 +99,17 @@ def test_refunds_arrive_later_and_update_the_status(ws, buyer):
 
 @pytest.mark.django_db
 def test_refunds_beyond_the_amount_paid_are_refused_and_nothing_changes(ws, buyer):
-    orders_ingest(workspace=ws, items=[_order(refunds=[{"refund_no": "R1", "amount": "100.00", "refunded_at": PAID}])])
-    with pytest.raises(ValidationFailed, match=r"refunds of order O1 would total 110.00, more than the 109.80 paid"):
-        orders_ingest(workspace=ws, items=[_order(refunds=[{"refund_no": "R2", "amount": "10.00", "refunded_at": PAID}])])
+    orders_ingest(
+        workspace=ws,
+        items=[_order(refunds=[{"refund_no": "R1", "amount": "100.00", "refunded_at": PAID}])],
+    )
+    with pytest.raises(
+        ValidationFailed, match=r"refunds of order O1 would total 110.00, more than the 109.80 paid"
+    ):
+        orders_ingest(
+            workspace=ws,
+            items=[_order(refunds=[{"refund_no": "R2", "amount": "10.00", "refunded_at": PAID}])],
+        )
     assert list(Refund.objects.values_list("refund_no", flat=True)) == ["R1"]
     assert Order.objects.get(order_no="O1").refunded_amount == Decimal("100.00")
 
@@ -69,7 +117,13 @@ def test_refunds_beyond_the_amount_paid_are_refused_and_nothing_changes(ws, buye
 @pytest.mark.django_db
 def test_an_order_for_an_unknown_identity_names_it(ws, buyer):
     with pytest.raises(ValidationFailed) as exc:
-        orders_ingest(workspace=ws, items=[_order(), _order(order_no="O2", contact={"kind": "phone", "value": "13911112222"})])
+        orders_ingest(
+            workspace=ws,
+            items=[
+                _order(),
+                _order(order_no="O2", contact={"kind": "phone", "value": "13911112222"}),
+            ],
+        )
     assert exc.value.path == "1.contact"
     assert "unknown contact identity phone:139****2222" in exc.value.message
     assert Order.objects.count() == 0
@@ -77,8 +131,11 @@ def test_an_order_for_an_unknown_identity_names_it(ws, buyer):
 
 @pytest.mark.django_db
 def test_partial_mode_keeps_good_orders(ws, buyer):
-    result = orders_ingest(workspace=ws, partial=True,
-                           items=[_order(), _order(order_no="O2", contact={"kind": "member_no", "value": "nobody"})])
+    result = orders_ingest(
+        workspace=ws,
+        partial=True,
+        items=[_order(), _order(order_no="O2", contact={"kind": "member_no", "value": "nobody"})],
+    )
     assert result.created == 1 and [(e.index, e.path) for e in result.errors] == [(1, "contact")]
 
 
@@ -89,7 +146,9 @@ def test_duplicate_order_no_in_one_batch(ws, buyer):
 
 
 def test_amounts_must_add_up():
-    with pytest.raises(ValidationError, match=r"amount 100.00 != gross_amount 119.80 - discount_amount 10.00"):
+    with pytest.raises(
+        ValidationError, match=r"amount 100.00 != gross_amount 119.80 - discount_amount 10.00"
+    ):
         _order(amount="100.00")
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         _order(discount_amount="-1")
@@ -111,19 +170,27 @@ def test_orders_of_one_workspace_never_resolve_another_workspaces_contact(ws, ot
 @pytest.mark.django_db
 def test_staff_errors_name_the_right_item(ws):
     factories.store(ws, code="SH01")
-    result = staff_upsert(workspace=ws, items=[
-        StaffIn(code="E1", name="a", store_code="NOPE"),
-        StaffIn(code="E2", name="b", store_code="SH01"),
-        StaffIn(code="E2", name="c", store_code="SH01"),
-    ])
+    result = staff_upsert(
+        workspace=ws,
+        items=[
+            StaffIn(code="E1", name="a", store_code="NOPE"),
+            StaffIn(code="E2", name="b", store_code="SH01"),
+            StaffIn(code="E2", name="c", store_code="SH01"),
+        ],
+    )
     assert [(e.index, e.path) for e in result.errors] == [(0, "store_code"), (2, "code")]
     assert result.created == 1
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("gross", "discount"), [("0.30", "0.10"), ("19.90", "10.00"), ("1234.57", "0.99"), ("0.03", "0.01")])
+@pytest.mark.parametrize(
+    ("gross", "discount"),
+    [("0.30", "0.10"), ("19.90", "10.00"), ("1234.57", "0.99"), ("0.03", "0.01")],
+)
 def test_any_exact_discount_is_stored_on_every_database(ws, buyer, gross, discount):
-    result = orders_ingest(workspace=ws, items=[_order(items=[], gross_amount=gross, discount_amount=discount)])
+    result = orders_ingest(
+        workspace=ws, items=[_order(items=[], gross_amount=gross, discount_amount=discount)]
+    )
     assert result.created == 1
     order = Order.objects.get(order_no="O1")
     assert order.amount == Decimal(gross) - Decimal(discount)

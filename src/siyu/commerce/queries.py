@@ -6,20 +6,26 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
-from siyu.commerce.models import ChannelSpend, Order, Product, Staff, Store
+from siyu import bulk
+from siyu.commerce.models import ChannelSpend, Order, Product, Refund, Staff, Store
 from siyu.tenancy.models import Workspace
 
 
 def _ids_by(model, field: str, *, workspace: Workspace, values: Iterable[str]) -> dict[str, int]:
+    """{value: id} for those of ``values`` the workspace has, in one query."""
     values = list(set(values))
-    out: dict[str, int] = {}
-    for start in range(0, len(values), 1000):
-        out.update(
-            model.objects.filter(workspace=workspace, **{f"{field}__in": values[start : start + 1000]}).values_list(field, "id")
+    if not values:
+        return {}
+    match, params = bulk.in_list(values)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {field}, id FROM {model._meta.db_table} WHERE workspace_id = %s AND {field} {match}",  # noqa: S608
+            [workspace.id, *params],
         )
-    return out
+        return dict(cursor.fetchall())
 
 
 def store_ids_by_code(*, workspace: Workspace, codes: Iterable[str]) -> dict[str, int]:
@@ -34,8 +40,20 @@ def product_ids_by_sku(*, workspace: Workspace, skus: Iterable[str]) -> dict[str
     return _ids_by(Product, "sku", workspace=workspace, values=skus)
 
 
+def order_ids_by_no(*, workspace: Workspace, numbers: Iterable[str]) -> dict[str, int]:
+    return _ids_by(Order, "order_no", workspace=workspace, values=numbers)
+
+
+def refund_numbers_stored(*, workspace: Workspace, numbers: Iterable[str]) -> set[str]:
+    return set(_ids_by(Refund, "refund_no", workspace=workspace, values=numbers))
+
+
 def store_id_for_user(*, workspace: Workspace, user: Any) -> int | None:
-    return Staff.objects.filter(workspace=workspace, user=user).values_list("store_id", flat=True).first()
+    return (
+        Staff.objects.filter(workspace=workspace, user=user)
+        .values_list("store_id", flat=True)
+        .first()
+    )
 
 
 def stores_list(*, workspace: Workspace) -> QuerySet[Store]:

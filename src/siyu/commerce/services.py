@@ -10,9 +10,12 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 
+from siyu import bulk
 from siyu.commerce import queries
 from siyu.commerce.models import (
+    ZERO,
     ChannelSpend,
     Order,
     OrderItem,
@@ -37,7 +40,10 @@ def _upsert(model, key: str, *, workspace: Workspace, rows: list[dict | None]) -
     dupes = duplicate_ids([r[key] if r is not None else f"\0{i}" for i, r in enumerate(rows)])
     result.errors = [RowError(i, key, msg) for i, msg in dupes.items()]
     rows = [r for i, r in enumerate(rows) if i not in dupes and r is not None]
-    existing = {getattr(o, key): o for o in model.objects.filter(workspace=workspace, **{f"{key}__in": [r[key] for r in rows]})}
+    existing = {
+        getattr(o, key): o
+        for o in model.objects.filter(workspace=workspace, **{f"{key}__in": [r[key] for r in rows]})
+    }
     new, changed, fields = [], [], set()
     for row in rows:
         obj = existing.get(row[key])
@@ -71,7 +77,9 @@ def products_upsert(*, workspace: Workspace, items: list[ProductIn]) -> BatchRes
 
 @transaction.atomic
 def staff_upsert(*, workspace: Workspace, items: list[StaffIn]) -> BatchResult:
-    stores = queries.store_ids_by_code(workspace=workspace, codes=[i.store_code for i in items if i.store_code])
+    stores = queries.store_ids_by_code(
+        workspace=workspace, codes=[i.store_code for i in items if i.store_code]
+    )
     rows, errors = [], []
     for idx, item in enumerate(items):
         row = item.model_dump(exclude={"store_code"})
@@ -88,31 +96,84 @@ def staff_upsert(*, workspace: Workspace, items: list[StaffIn]) -> BatchResult:
     return result
 
 
+#: Columns of the rows ``prepare_orders`` builds and ``write_orders`` inserts. A prepared order
+#: lacks the leading id, a prepared item or new order's refund the leading workspace and order ids.
+ORDER_COLUMNS = (
+    "id",
+    "workspace_id",
+    "order_no",
+    "contact_id",
+    "channel",
+    "platform",
+    "store_id",
+    "staff_id",
+    "paid_at",
+    "gross_amount",
+    "discount_amount",
+    "amount",
+    "refunded_amount",
+    "status",
+    "created_at",
+)
+ITEM_COLUMNS = (
+    "workspace_id",
+    "order_id",
+    "product_id",
+    "sku",
+    "name",
+    "quantity",
+    "unit_price",
+    "amount",
+)
+REFUND_COLUMNS = (
+    "workspace_id",
+    "order_id",
+    "refund_no",
+    "amount",
+    "refunded_at",
+    "reason",
+    "created_at",
+)
+
+
 @dataclass
 class PreparedOrders:
-    orders: list[Order]
-    items: list[list[OrderItem]]
-    refunds: list[list[Refund]]
-    existing_refunds: list[Refund]
+    """Database-ready rows (see the column tuples above) for new orders, their items and refunds,
+    and refunds for orders already stored (complete ``REFUND_COLUMNS`` rows)."""
+
+    orders: list[tuple[Any, ...]]
+    items: list[list[tuple[Any, ...]]]
+    refunds: list[list[tuple[Any, ...]]]
+    existing_refunds: list[tuple[Any, ...]]
     unchanged: int
 
 
-def prepare_orders(*, workspace: Workspace, items: list[OrderIn]) -> tuple[PreparedOrders, list[RowError]]:
+def prepare_orders(
+    *, workspace: Workspace, items: list[OrderIn]
+) -> tuple[PreparedOrders, list[RowError]]:
     """Resolves contacts, stores, staff and products for a batch in a few queries and says, per
     item, what is wrong. Orders already stored are skipped (only refunds they did not have are
     added), which makes re-sending a batch a no-op."""
     errors: dict[int, RowError] = {
-        i: RowError(i, "order_no", msg) for i, msg in duplicate_ids([o.order_no for o in items]).items()
+        i: RowError(i, "order_no", msg)
+        for i, msg in duplicate_ids([o.order_no for o in items]).items()
     }
-    refs = [o.contact.model_dump() if o.contact else None for o in items]
     contact_ids, unresolved = contact_queries.resolve_identity_refs(
-        workspace=workspace, refs=refs, contact_ids=[o.contact_id for o in items]
+        workspace=workspace,
+        refs=[o.contact for o in items],
+        contact_ids=[o.contact_id for o in items],
     )
     for i, msg in unresolved.items():
         errors.setdefault(i, RowError(i, "contact_id" if items[i].contact_id else "contact", msg))
-    stores = queries.store_ids_by_code(workspace=workspace, codes=[o.store_code for o in items if o.store_code])
-    staff = queries.staff_ids_by_code(workspace=workspace, codes=[o.staff_code for o in items if o.staff_code])
-    products = queries.product_ids_by_sku(workspace=workspace, skus=[it.sku for o in items for it in o.items])
+    stores = queries.store_ids_by_code(
+        workspace=workspace, codes=[o.store_code for o in items if o.store_code]
+    )
+    staff = queries.staff_ids_by_code(
+        workspace=workspace, codes=[o.staff_code for o in items if o.staff_code]
+    )
+    products = queries.product_ids_by_sku(
+        workspace=workspace, skus=[it.sku for o in items for it in o.items]
+    )
     for i, o in enumerate(items):
         if i in errors:
             continue
@@ -120,56 +181,61 @@ def prepare_orders(*, workspace: Workspace, items: list[OrderIn]) -> tuple[Prepa
             errors[i] = RowError(i, "store_code", f"unknown store code {o.store_code!r}")
         elif o.staff_code and o.staff_code not in staff:
             errors[i] = RowError(i, "staff_code", f"unknown staff code {o.staff_code!r}")
-    existing = dict(
-        Order.objects.filter(workspace=workspace, order_no__in=[o.order_no for o in items]).values_list("order_no", "id")
-    )
-    known_refunds = set(
-        Refund.objects.filter(workspace=workspace, refund_no__in=[r.refund_no for o in items for r in o.refunds]).values_list(
-            "refund_no", flat=True
-        )
+    existing = queries.order_ids_by_no(workspace=workspace, numbers=[o.order_no for o in items])
+    known_refunds = queries.refund_numbers_stored(
+        workspace=workspace, numbers=[r.refund_no for o in items for r in o.refunds]
     )
     prepared = PreparedOrders([], [], [], [], 0)
+    ws, now = workspace.id, timezone.now()
     for i, o in enumerate(items):
         if i in errors:
             continue
         if o.order_no in existing:
             new_refunds = [r for r in o.refunds if r.refund_no not in known_refunds]
             prepared.existing_refunds += [
-                Refund(workspace=workspace, order_id=existing[o.order_no], refund_no=r.refund_no, amount=r.amount,
-                       refunded_at=r.refunded_at, reason=r.reason)
+                (ws, existing[o.order_no], r.refund_no, r.amount, r.refunded_at, r.reason, now)
                 for r in new_refunds
             ]
             prepared.unchanged += 0 if new_refunds else 1
             continue
         clash = next((r.refund_no for r in o.refunds if r.refund_no in known_refunds), None)
         if clash:
-            errors[i] = RowError(i, "refunds", f"refund_no {clash!r} already belongs to another order")
+            errors[i] = RowError(
+                i, "refunds", f"refund_no {clash!r} already belongs to another order"
+            )
             continue
-        refunded = sum((r.amount for r in o.refunds), Decimal("0.00"))
+        refunded = sum((r.amount for r in o.refunds), ZERO) if o.refunds else ZERO
         prepared.orders.append(
-            Order(
-                workspace=workspace, order_no=o.order_no, contact_id=contact_ids[i], channel=o.channel, platform=o.platform,
-                store_id=stores.get(o.store_code) if o.store_code else None,
-                staff_id=staff.get(o.staff_code) if o.staff_code else None,
-                paid_at=o.paid_at, gross_amount=o.gross_amount, discount_amount=o.discount_amount, amount=o.amount,
-                refunded_amount=refunded, status=_status(o.amount, refunded),
+            (
+                ws,
+                o.order_no,
+                contact_ids[i],
+                o.channel.value,
+                o.platform,
+                stores[o.store_code] if o.store_code else None,
+                staff[o.staff_code] if o.staff_code else None,
+                o.paid_at,
+                o.gross_amount,
+                o.discount_amount,
+                o.amount,
+                refunded,
+                _status(o.amount, refunded).value,
+                now,
             )
         )
         prepared.items.append(
             [
-                OrderItem(workspace=workspace, product_id=products.get(it.sku), sku=it.sku, name=it.name,
-                          quantity=it.quantity, unit_price=it.unit_price, amount=it.amount)
+                (products.get(it.sku), it.sku, it.name, it.quantity, it.unit_price, it.amount)
                 for it in o.items
             ]
         )
         prepared.refunds.append(
-            [Refund(workspace=workspace, refund_no=r.refund_no, amount=r.amount, refunded_at=r.refunded_at, reason=r.reason)
-             for r in o.refunds]
+            [(r.refund_no, r.amount, r.refunded_at, r.reason, now) for r in o.refunds]
         )
     return prepared, sorted(errors.values(), key=lambda e: e.index)
 
 
-def _status(amount: Decimal, refunded: Decimal) -> str:
+def _status(amount: Decimal, refunded: Decimal) -> OrderStatus:
     if refunded <= 0:
         return OrderStatus.PAID
     return OrderStatus.REFUNDED if refunded >= amount else OrderStatus.PARTIALLY_REFUNDED
@@ -177,29 +243,62 @@ def _status(amount: Decimal, refunded: Decimal) -> str:
 
 @transaction.atomic
 def write_orders(*, workspace: Workspace, prepared: PreparedOrders) -> BatchResult:
-    Order.objects.bulk_create(prepared.orders, batch_size=1000)
-    items, refunds = [], []
-    for order, its, rfs in zip(prepared.orders, prepared.items, prepared.refunds, strict=True):
-        for it in its:
-            it.order_id = order.id
-        for rf in rfs:
-            rf.order_id = order.id
-        items += its
-        refunds += rfs
-    OrderItem.objects.bulk_create(items, batch_size=2000)
-    Refund.objects.bulk_create(refunds + prepared.existing_refunds, batch_size=1000)
+    """Inserts in a few set-at-a-time statements. Order ids are reserved first so items and
+    refunds can name their order; an order another writer stored meanwhile is skipped with its
+    items and refunds and counted as unchanged."""
+    touched = {r[1] for r in prepared.existing_refunds}
     if prepared.existing_refunds:
-        _apply_refunds(workspace, {r.order_id for r in prepared.existing_refunds})
-    return BatchResult(created=len(prepared.orders), updated=len({r.order_id for r in prepared.existing_refunds}),
-                       unchanged=prepared.unchanged)
+        bulk.insert(Refund, REFUND_COLUMNS, prepared.existing_refunds)
+        _apply_refunds(workspace, touched)
+    ids = bulk.reserve_ids(Order, len(prepared.orders))
+    written = bulk.insert(
+        Order,
+        ORDER_COLUMNS,
+        [(oid, *row) for oid, row in zip(ids, prepared.orders, strict=True)],
+        unique=("workspace_id", "order_no"),
+        key="id",
+    )
+    ws = workspace.id
+    bulk.insert(
+        OrderItem,
+        ITEM_COLUMNS,
+        [
+            (ws, oid, *it)
+            for oid, its in zip(ids, prepared.items, strict=True)
+            if oid in written
+            for it in its
+        ],
+    )
+    bulk.insert(
+        Refund,
+        REFUND_COLUMNS,
+        [
+            (ws, oid, *rf)
+            for oid, rfs in zip(ids, prepared.refunds, strict=True)
+            if oid in written
+            for rf in rfs
+        ],
+    )
+    return BatchResult(
+        created=len(written),
+        updated=len(touched),
+        unchanged=prepared.unchanged + len(prepared.orders) - len(written),
+    )
 
 
 def _apply_refunds(workspace: Workspace, order_ids: set[int]) -> None:
     """Re-totals refunds per order; the database constraint refuses refunds above the amount paid."""
     totals = dict(
-        Refund.objects.filter(workspace=workspace, order_id__in=order_ids).values("order_id").annotate(t=Sum("amount")).values_list("order_id", "t")
+        Refund.objects.filter(workspace=workspace, order_id__in=order_ids)
+        .values("order_id")
+        .annotate(t=Sum("amount"))
+        .values_list("order_id", "t")
     )
-    orders = list(Order.objects.select_for_update().filter(workspace=workspace, id__in=order_ids).order_by("id"))
+    orders = list(
+        Order.objects.select_for_update()
+        .filter(workspace=workspace, id__in=order_ids)
+        .order_by("id")
+    )
     for order in orders:
         # SQLite sums decimals without their scale; money is always shown to the fen.
         order.refunded_amount = Decimal(totals.get(order.id) or 0).quantize(Decimal("0.01"))
@@ -214,7 +313,9 @@ def _apply_refunds(workspace: Workspace, order_ids: set[int]) -> None:
 
 
 @transaction.atomic
-def orders_ingest(*, workspace: Workspace, items: list[OrderIn], partial: bool = False) -> BatchResult:
+def orders_ingest(
+    *, workspace: Workspace, items: list[OrderIn], partial: bool = False
+) -> BatchResult:
     """``partial=False`` (the API) refuses the whole batch if any item is bad; ``partial=True``
     (imports) keeps the good ones and returns the errors."""
     prepared, errors = prepare_orders(workspace=workspace, items=items)
@@ -225,13 +326,14 @@ def orders_ingest(*, workspace: Workspace, items: list[OrderIn], partial: bool =
     return result
 
 
-
 @transaction.atomic
 def staff_link_user(*, workspace: Workspace, staff_code: str, user: object) -> Staff:
     """Binds a console login to a staff member, which limits that login to the staff's store."""
     staff = Staff.objects.select_for_update().filter(workspace=workspace, code=staff_code).first()
     if staff is None:
-        raise ValidationFailed("unknown_reference", f"unknown staff code {staff_code!r}", path="staff_code")
+        raise ValidationFailed(
+            "unknown_reference", f"unknown staff code {staff_code!r}", path="staff_code"
+        )
     Staff.objects.filter(workspace=workspace, user=user).exclude(id=staff.id).update(user=None)
     staff.user = user
     staff.save(update_fields=["user"])
@@ -246,9 +348,14 @@ def refunds_add(*, workspace: Workspace, order_no: str, items: list[RefundIn]) -
     if order is None:
         raise NotFound("not_found", f"Order {order_no} not found.")
     result = BatchResult()
-    errors = {i: RowError(i, "refund_no", m) for i, m in duplicate_ids([r.refund_no for r in items]).items()}
+    errors = {
+        i: RowError(i, "refund_no", m)
+        for i, m in duplicate_ids([r.refund_no for r in items]).items()
+    }
     known = dict(
-        Refund.objects.filter(workspace=workspace, refund_no__in=[r.refund_no for r in items]).values_list("refund_no", "order_id")
+        Refund.objects.filter(
+            workspace=workspace, refund_no__in=[r.refund_no for r in items]
+        ).values_list("refund_no", "order_id")
     )
     new = []
     for i, r in enumerate(items):
@@ -256,17 +363,28 @@ def refunds_add(*, workspace: Workspace, order_no: str, items: list[RefundIn]) -
         if i in errors:
             continue
         if owner is None:
-            new.append(Refund(workspace=workspace, order=order, refund_no=r.refund_no, amount=r.amount,
-                              refunded_at=r.refunded_at, reason=r.reason))
+            new.append(
+                Refund(
+                    workspace=workspace,
+                    order=order,
+                    refund_no=r.refund_no,
+                    amount=r.amount,
+                    refunded_at=r.refunded_at,
+                    reason=r.reason,
+                )
+            )
         elif owner == order.id:
             result.unchanged += 1
         else:
-            errors[i] = RowError(i, "refund_no", f"refund_no {r.refund_no!r} already belongs to another order")
+            errors[i] = RowError(
+                i, "refund_no", f"refund_no {r.refund_no!r} already belongs to another order"
+            )
     BatchResult(errors=sorted(errors.values(), key=lambda e: e.index)).raise_if_errors()
     total = order.refunded_amount + sum((r.amount for r in new), Decimal("0.00"))
     if total > order.amount:
         raise ValidationFailed(
-            "refund_exceeds_amount", f"refunds of order {order_no} would total {total}, more than the {order.amount} paid"
+            "refund_exceeds_amount",
+            f"refunds of order {order_no} would total {total}, more than the {order.amount} paid",
         )
     Refund.objects.bulk_create(new)
     if new:
@@ -286,24 +404,38 @@ def _spend_clean(
     the denominator of CAC, so a wrong channel or a rounded amount would skew every ratio."""
     if channel not in SourceChannel.values:
         raise ValidationFailed(
-            "invalid_channel", f"unknown channel {channel!r}; use one of {', '.join(SourceChannel.values)}", path="channel"
+            "invalid_channel",
+            f"unknown channel {channel!r}; use one of {', '.join(SourceChannel.values)}",
+            path="channel",
         )
     if isinstance(amount, (float, bool)):
-        raise ValidationFailed("invalid_amount", "amount must be a decimal (a string such as \"1200.50\")", path="amount")
+        raise ValidationFailed(
+            "invalid_amount", 'amount must be a decimal (a string such as "1200.50")', path="amount"
+        )
     try:
         value = Decimal(str(amount).strip()) if not isinstance(amount, Decimal) else amount
     except InvalidOperation:
-        raise ValidationFailed("invalid_amount", f"amount {amount!r} is not a number", path="amount") from None
+        raise ValidationFailed(
+            "invalid_amount", f"amount {amount!r} is not a number", path="amount"
+        ) from None
     if not value.is_finite():
-        raise ValidationFailed("invalid_amount", f"amount {amount!r} is not a number", path="amount")
+        raise ValidationFailed(
+            "invalid_amount", f"amount {amount!r} is not a number", path="amount"
+        )
     if value < 0:
         raise ValidationFailed("invalid_amount", "amount must not be negative", path="amount")
     if value != value.quantize(Decimal("0.01")):
-        raise ValidationFailed("invalid_amount", "amount has more than 2 decimal places (fen)", path="amount")
+        raise ValidationFailed(
+            "invalid_amount", "amount has more than 2 decimal places (fen)", path="amount"
+        )
     if value > _MAX_SPEND:
-        raise ValidationFailed("invalid_amount", f"amount must be at most {_MAX_SPEND}", path="amount")
+        raise ValidationFailed(
+            "invalid_amount", f"amount must be at most {_MAX_SPEND}", path="amount"
+        )
     if len(campaign) > 100:
-        raise ValidationFailed("invalid_campaign", "campaign is longer than 100 characters", path="campaign")
+        raise ValidationFailed(
+            "invalid_campaign", "campaign is longer than 100 characters", path="campaign"
+        )
     if len(note) > 200:
         raise ValidationFailed("invalid_note", "note is longer than 200 characters", path="note")
     return {

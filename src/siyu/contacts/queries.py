@@ -5,20 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
 
+from django.db import connection
 from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
+from siyu import bulk
 from siyu.commerce import queries as commerce_queries
 from siyu.contacts import pii
 from siyu.contacts.identities import NormalIdentity, normalise_identity
 from siyu.contacts.models import Consent, Contact, ContactMerge, Identity
+from siyu.contacts.schemas import IdentityIn
 from siyu.errors import NotFound, ValidationFailed
 from siyu.tenancy.models import Membership, Role, Workspace
 
 
-def contacts_visible(*, workspace: Workspace, membership: Membership | None = None) -> QuerySet[Contact]:
+def contacts_visible(
+    *, workspace: Workspace, membership: Membership | None = None
+) -> QuerySet[Contact]:
     qs = Contact.objects.filter(workspace=workspace)
     if membership is not None and membership.role == Role.STAFF:
         store_id = commerce_queries.store_id_for_user(workspace=workspace, user=membership.user)
@@ -26,18 +30,31 @@ def contacts_visible(*, workspace: Workspace, membership: Membership | None = No
     return qs
 
 
-def contact_get(*, workspace: Workspace, contact_id: int, membership: Membership | None = None) -> Contact:
+def contact_get(
+    *, workspace: Workspace, contact_id: int, membership: Membership | None = None
+) -> Contact:
     contact = (
         contacts_visible(workspace=workspace, membership=membership)
-        .select_related("store", "owner_staff", "first_touch_store", "first_touch_staff", "referred_by")
+        .select_related(
+            "store", "owner_staff", "first_touch_store", "first_touch_staff", "referred_by"
+        )
         .filter(id=contact_id)
         .first()
     )
     if contact is None:
         # A merged-away id still answers with where it went, so old links keep working.
-        merge = ContactMerge.objects.filter(workspace=workspace, merged_contact_id=contact_id).first()
-        if merge is not None and contacts_visible(workspace=workspace, membership=membership).filter(id=merge.survivor_id).exists():
-            raise NotFound("contact_merged", f"Contact {contact_id} was merged into {merge.survivor_id}.")
+        merge = ContactMerge.objects.filter(
+            workspace=workspace, merged_contact_id=contact_id
+        ).first()
+        if (
+            merge is not None
+            and contacts_visible(workspace=workspace, membership=membership)
+            .filter(id=merge.survivor_id)
+            .exists()
+        ):
+            raise NotFound(
+                "contact_merged", f"Contact {contact_id} was merged into {merge.survivor_id}."
+            )
         raise NotFound("not_found", f"Contact {contact_id} not found.")
     return contact
 
@@ -60,44 +77,66 @@ def contacts_search(
     return qs.filter(cond).order_by("-first_seen_at", "-id")
 
 
-def contact_ids_by_identities(*, workspace: Workspace, identities: Iterable[NormalIdentity]) -> dict[tuple, int]:
-    """One query per 500 identities: {identity key: contact id} for those we know."""
-    by_hash: dict[str, list[NormalIdentity]] = {}
-    for ident in identities:
-        by_hash.setdefault(ident.value_hash, []).append(ident)
-    found: dict[tuple, int] = {}
-    hashes = list(by_hash)
-    for start in range(0, len(hashes), 500):
-        rows = Identity.objects.filter(workspace=workspace, value_hash__in=hashes[start : start + 500]).values_list(
-            "kind", "app_id", "value_hash", "contact_id"
+def contact_ids_by_identities(
+    *, workspace: Workspace, identities: Iterable[NormalIdentity]
+) -> dict[tuple, int]:
+    """{identity key: contact id} for those we know, in one query (the unique index leads with
+    workspace and value_hash)."""
+    hashes = list({ident.value_hash for ident in identities})
+    if not hashes:
+        return {}
+    match, params = bulk.in_list(hashes)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT kind, app_id, value_hash, contact_id FROM {Identity._meta.db_table} "  # noqa: S608
+            f"WHERE workspace_id = %s AND value_hash {match}",
+            [workspace.id, *params],
         )
-        for kind, app_id, value_hash, contact_id in rows:
-            found[(kind, app_id, value_hash)] = contact_id
-    return found
+        return {
+            (kind, app_id, value_hash): contact_id
+            for kind, app_id, value_hash, contact_id in cursor.fetchall()
+        }
 
 
 def resolve_identity_refs(
-    *, workspace: Workspace, refs: list[dict[str, Any] | None], contact_ids: list[int | None] | None = None
+    *,
+    workspace: Workspace,
+    refs: list[IdentityIn | None],
+    contact_ids: list[int | None] | None = None,
 ) -> tuple[list[int | None], dict[int, str]]:
-    """Maps each reference (an identity dict, or a siyu contact id) to a contact id.
+    """Maps each reference (an identity, or a siyu contact id) to a contact id.
 
     Returns the ids (None where unresolved) and {index: reason} for the unresolved, so the caller
-    can report each bad row."""
+    can report each bad row. An identity repeated in the batch is normalised and hashed once."""
     errors: dict[int, str] = {}
     normal: dict[int, NormalIdentity] = {}
+    seen: dict[tuple[str, str, str], NormalIdentity | str] = {}
     for i, ref in enumerate(refs):
         if ref is None:
             continue
-        try:
-            normal[i] = normalise_identity(ref["kind"], ref["value"], ref.get("app_id", ""))
-        except ValidationFailed as exc:
-            errors[i] = exc.message
+        key = (ref.kind, ref.value, ref.app_id)
+        done = seen.get(key)
+        if done is None:
+            try:
+                done = normalise_identity(ref.kind, ref.value, ref.app_id)
+            except ValidationFailed as exc:
+                done = exc.message
+            seen[key] = done
+        if isinstance(done, str):
+            errors[i] = done
+        else:
+            normal[i] = done
     found = contact_ids_by_identities(workspace=workspace, identities=normal.values())
-    direct = {cid for cid in (contact_ids or []) if cid}
-    known_direct = set(Contact.objects.filter(workspace=workspace, id__in=direct).values_list("id", flat=True)) if direct else set()
+    contact_ids = contact_ids or [None] * len(refs)
+    direct = {cid for cid in contact_ids if cid}
+    known_direct = (
+        set(Contact.objects.filter(workspace=workspace, id__in=direct).values_list("id", flat=True))
+        if direct
+        else set()
+    )
     out: list[int | None] = []
     for i, ref in enumerate(refs):
-        cid = (contact_ids or [None] * len(refs))[i]
+        cid = contact_ids[i]
         if cid:
             if cid in known_direct:
                 out.append(cid)
@@ -115,17 +154,23 @@ def resolve_identity_refs(
         ident = normal[i]
         contact_id = found.get(ident.key)
         if contact_id is None:
-            errors[i] = f"unknown contact identity {ident.kind}:{ident.display()}; upsert the contact first"
+            errors[i] = (
+                f"unknown contact identity {ident.kind}:{ident.display()}; upsert the contact first"
+            )
         out.append(contact_id)
     return out, errors
 
 
 def identities_for_contact(*, workspace: Workspace, contact: Contact) -> QuerySet[Identity]:
-    return Identity.objects.filter(workspace=workspace, contact=contact).order_by("kind", "created_at")
+    return Identity.objects.filter(workspace=workspace, contact=contact).order_by(
+        "kind", "created_at"
+    )
 
 
 def merges_for_contact(*, workspace: Workspace, contact: Contact) -> QuerySet[ContactMerge]:
-    return ContactMerge.objects.filter(workspace=workspace, survivor=contact).order_by("-created_at")
+    return ContactMerge.objects.filter(workspace=workspace, survivor=contact).order_by(
+        "-created_at"
+    )
 
 
 def phone_reveal(*, contact: Contact, membership: Membership | None) -> str:
@@ -147,7 +192,11 @@ def contacts_list_rows(
         .select_related("store", "owner_staff")
         .annotate(
             orders_count=Count("orders"),
-            orders_total=Coalesce(Sum("orders__amount"), Value(Decimal("0.00")), output_field=DecimalField(max_digits=16, decimal_places=2)),
+            orders_total=Coalesce(
+                Sum("orders__amount"),
+                Value(Decimal("0.00")),
+                output_field=DecimalField(max_digits=16, decimal_places=2),
+            ),
         )
     )
 

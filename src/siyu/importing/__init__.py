@@ -24,6 +24,7 @@ summary says so. Re-importing a file is a no-op.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import time
 from collections.abc import Iterable, Iterator
@@ -100,7 +101,7 @@ def run_import(
     path: Path,
     encoding: str | None = None,
     progress: Progress | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
 ) -> ImportReport:
     """Each batch is written in its own transaction, so an interrupted import keeps what it wrote
     and re-running the file finishes the rest."""
@@ -136,13 +137,23 @@ def run_import(
         seen = SeenIds()
         progress.start(f"{entity} ← {path.name}", size)
         done = 0
+        collecting = gc.isenabled()
+        # A batch is hundreds of thousands of objects alive together until it is written, which
+        # the cyclic collector would rescan again and again (a quarter of the CPU time). Reference
+        # counting frees them when the batch ends; the few cycles a batch leaves are collected
+        # right after it, so memory still follows the batch, not the file.
+        gc.disable()
         try:
             for batch in _batched(records, batch_size):
                 _import_batch(spec, workspace, batch, fmt, rejects, report, seen)
+                del batch
+                gc.collect(0)
                 position = binary.tell()
                 progress.advance(position - done)
                 done = position
         finally:
+            if collecting:
+                gc.enable()
             report.rejects_path = rejects.close()
     report.rejected = rejects.count
     report.elapsed_seconds = time.perf_counter() - started

@@ -1,6 +1,6 @@
 """What each importable entity validates with and how a batch of valid rows is written: always
-through the owning app's services (``prepare_*``/``write_*``, ``*_upsert``), with PostgreSQL
-COPY for events and orders."""
+through the owning app's services (``prepare_*``/``write_*``, ``*_upsert``), the same as the API;
+events and orders are written set-at-a-time (COPY on PostgreSQL, see ``siyu.bulk``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from siyu.contacts.models import Consent, Contact
 from siyu.contacts.schemas import ContactIn
 from siyu.events import services as event_services
 from siyu.events.schemas import EventIn
-from siyu.importing import bulk
 from siyu.ingest import BatchResult, RowError
 from siyu.tenancy.models import Workspace
 
@@ -38,12 +37,12 @@ class Entity:
 
 def _write_events(workspace: Workspace, items: list[EventIn]) -> tuple[BatchResult, list[RowError]]:
     prepared, errors = event_services.prepare_events(workspace=workspace, items=items)
-    return bulk.write_events(workspace=workspace, prepared=prepared), errors
+    return event_services.write_events(workspace=workspace, prepared=prepared), errors
 
 
 def _write_orders(workspace: Workspace, items: list[OrderIn]) -> tuple[BatchResult, list[RowError]]:
     prepared, errors = commerce_services.prepare_orders(workspace=workspace, items=items)
-    return bulk.write_orders_bulk(workspace=workspace, prepared=prepared), errors
+    return commerce_services.write_orders(workspace=workspace, prepared=prepared), errors
 
 
 def _upserter(service: Callable[..., BatchResult]) -> Writer:

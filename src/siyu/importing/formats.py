@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import from_json
+
 from siyu.contacts.models import ConsentChannel, IdentityKind
 
 IDENTITY_KINDS: tuple[str, ...] = tuple(IdentityKind.values)
@@ -49,6 +51,11 @@ class Mapped:
 
 
 def _json_cell(column: str, text: str) -> Any:
+    # pydantic's parser is four times faster; the standard one words the error when there is one.
+    try:
+        return from_json(text)
+    except ValueError:
+        pass
     try:
         return json.loads(text)
     except ValueError as exc:
