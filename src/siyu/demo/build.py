@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from django.db import transaction
 
+from siyu import bulk
 from siyu.contacts.models import Consent, Contact
 from siyu.contacts.schemas import ContactIn
 from siyu.contacts.services import contacts_upsert
@@ -96,7 +97,7 @@ def build_demo(
             workspace=workspace, rng=rng(0), contacts=contacts, clock=clock, today=today
         )
         progress.advance(1)
-        pool = draw_pool(rng(1), contacts, world, writer.reserve_ids(Contact, contacts))
+        pool = draw_pool(rng(1), contacts, world, np.asarray(bulk.reserve_ids(Contact, contacts), dtype=np.int64))
         pairs = pick_merge_pairs(pool, rng(3), min(MAX_MERGE_PAIRS, contacts // 60))
         progress.start("Contacts known on two channels, merged", len(pairs))
         early = np.unique(pairs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from siyu import bulk
 from siyu.commerce.models import Order, OrderItem, Refund
 from siyu.demo import writer
 from siyu.demo.catalogue import REFUND_REASONS
@@ -113,7 +114,7 @@ def write_orders(
     n = len(hist.contact)
     if n == 0:
         return Written(0, 0, 0)
-    first_id = writer.reserve_ids(Order, n)
+    ids = np.asarray(bulk.reserve_ids(Order, n), dtype=np.int64)
     month, weekday = clock.month[hist.day], clock.weekday[hist.day]
     source = pool.source[hist.contact]
     channel = (rng.random(n)[:, None] > _CHANNEL_MIX[source]).sum(axis=1)
@@ -160,7 +161,6 @@ def write_orders(
         refunded == 0, "paid", np.where(refunded >= amount, "refunded", "partially_refunded")
     )
 
-    ids = first_id + np.arange(n)
     # Numbered by the build's running count: unique in the workspace, the same for a seed.
     order_no = [f"FF{i:011d}" for i in range(first_no, first_no + n)]
     writer.write(

@@ -71,7 +71,7 @@ class Pool:
         return len(self.id)
 
 
-def draw_pool(rng: np.random.Generator, n: int, world: World, first_id: int) -> Pool:
+def draw_pool(rng: np.random.Generator, n: int, world: World, ids: np.ndarray) -> Pool:
     clock = world.clock
     day = rng.integers(0, clock.days, n)
     tod = business_seconds(rng, n)
@@ -106,8 +106,8 @@ def draw_pool(rng: np.random.Generator, n: int, world: World, first_id: int) -> 
     )
     buyer = (rng.random(n) >= _NEVER_BUY[source]) & (first_day < clock.days)
     return Pool(
-        id=first_id + np.arange(n),
-        ref_id=first_id + np.arange(n),
+        id=ids,
+        ref_id=ids.copy(),
         first_seen=clock.at(day, tod),
         source=source,
         store=store,

@@ -43,24 +43,6 @@ def _column(model: type[models.Model], name: str) -> str:
     return model._meta.get_field(name).column
 
 
-def reserve_ids(model: type[models.Model], n: int) -> int:
-    """Takes ``n`` consecutive primary keys from the table's sequence and returns the first, so
-    children can point at rows before they are written."""
-    table = _table(model)
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            cur.execute(
-                "SELECT setval(pg_get_serial_sequence(%s, 'id'), nextval(pg_get_serial_sequence(%s, 'id')) + %s - 1)",
-                [table, table, n],
-            )
-            return int(cur.fetchone()[0]) - n + 1
-        # AUTOINCREMENT tables never reuse ids: start past both the rows and the sequence.
-        cur.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')  # noqa: S608
-        top = int(cur.fetchone()[0])
-        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = %s", [table])
-        return max(top, int(cur.fetchone()[0])) + 1
-
-
 @contextmanager
 def large_cache(mebibytes: int = 512) -> Iterator[None]:
     """SQLite's default 2 MB page cache thrashes once the indexes of a multi-million-row insert
