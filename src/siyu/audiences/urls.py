@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from siyu.audiences import views
+from siyu.audiences import layers_views, views
 
 app_name = "audiences"
 
@@ -31,4 +31,12 @@ urlpatterns = [
         views.contact_tag_remove,
         name="contact_tag_remove",
     ),
+]
+
+urlpatterns += [
+    path("layers/", layers_views.layers_home, name="layers"),
+    path("layers/config/", layers_views.layers_config, name="layers_config"),
+    path("layers/recompute/", layers_views.layers_recompute, name="layers_recompute"),
+    path("layers/status/<str:task_id>/", layers_views.layers_status, name="layers_status"),
+    path("layers/<str:kind>/<str:code>/", layers_views.layer_contacts, name="layer_contacts"),
 ]
