@@ -116,3 +116,43 @@ def simulated_orders(
                                 paid_at=first + timedelta(days=d), gross_amount=amount, amount=amount))
     Order.objects.bulk_create(orders, batch_size=2000)
     return params
+
+
+def plain_contact(ws: Workspace, **kw) -> Contact:
+    """A contact written directly, any field settable (store, first-touch staff…): for analytics
+    tests that need many hand-made contacts without identities."""
+    kw.setdefault("first_seen_at", datetime(2026, 1, 1, tzinfo=UTC))
+    return Contact.objects.create(workspace=ws, **kw)
+
+
+from siyu.audiences.models import Segment, SegmentMember  # noqa: E402  (experiments factories)
+
+
+def contacts_many(ws: Workspace, n: int) -> list[Contact]:
+    """``n`` contacts in one insert, in id order."""
+    made = Contact.objects.bulk_create(
+        [Contact(workspace=ws, name=f"m{next(_seq)}", first_seen_at=datetime(2026, 1, 1, tzinfo=UTC)) for _ in range(n)]
+    )
+    return sorted(made, key=lambda c: c.id)
+
+
+def segment_with(ws: Workspace, contacts: Sequence[Contact], name: str | None = None) -> Segment:
+    """A static segment whose members are exactly ``contacts`` (no rule refresh involved)."""
+    seg = Segment.objects.create(workspace=ws, name=name or f"Segment {next(_seq)}", rule={"all": []},
+                                 kind="static", status="ready", size=len(contacts))
+    SegmentMember.objects.bulk_create([SegmentMember(workspace=ws, segment=seg, contact=c,
+                                                     added_at=datetime(2026, 1, 1, tzinfo=UTC)) for c in contacts])
+    return seg
+
+
+def channel(ws: Workspace, kind: str = "console", settings: dict | None = None, **kw):
+    from siyu.messaging.services import channel_create
+
+    return channel_create(workspace=ws, kind=kind, name=kw.pop("name", f"{kind}-{next(_seq)}"),
+                          settings=settings or {}, **kw)
+
+
+def message_template(ws: Workspace, kind: str = "console", body: str = "Hi {{nickname}}", **kw):
+    from siyu.messaging.services import template_save
+
+    return template_save(workspace=ws, name=kw.pop("name", f"tpl-{next(_seq)}"), channel_kind=kind, body=body, **kw)

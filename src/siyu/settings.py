@@ -52,7 +52,10 @@ INSTALLED_APPS = [
     "siyu.events",
     "siyu.audiences",
     "siyu.insights",
+    "siyu.analytics",
+    "siyu.messaging",
     "siyu.scheduler",
+    "siyu.experiments",
     "siyu.console",
 ]
 

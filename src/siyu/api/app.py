@@ -9,13 +9,16 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyHeader, HttpBearer
 
+from siyu.analytics.explore_api import router as explore_router
 from siyu.audiences.api import router as audiences_router
 from siyu.audiences.layers_api import router as layers_router
 from siyu.commerce.api import router as commerce_router
 from siyu.contacts.api import router as contacts_router
 from siyu.errors import DomainError
 from siyu.events.api import router as events_router
+from siyu.experiments.api import router as experiments_router
 from siyu.insights.api import router as insights_router
+from siyu.messaging.api import router as messaging_router
 from siyu.tenancy import queries as tenancy_queries
 from siyu.tenancy import services as tenancy_services
 from siyu.tenancy.api import router as tenancy_router
@@ -61,6 +64,9 @@ api.add_router("/v1/", commerce_router, tags=["commerce"])
 api.add_router("/v1/", audiences_router, tags=["audiences"])
 api.add_router("/v1/", layers_router, tags=["layers"])
 api.add_router("/v1/", insights_router, tags=["insights"])
+api.add_router("/v1/", experiments_router, tags=["experiments"])
+api.add_router("/v1/", explore_router, tags=["analytics"])
+api.add_router("/v1/", messaging_router, tags=["messaging"])
 
 
 def _summary(errors: list[dict[str, str]]) -> str:

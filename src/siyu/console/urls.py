@@ -22,5 +22,8 @@ urlpatterns = [
     path("settings/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("insights/", include("siyu.insights.urls")),
     path("audiences/", include("siyu.audiences.urls")),
+    path("analytics/explore/", include("siyu.analytics.explore_urls")),
+    path("analytics/metrics/", include("siyu.analytics.metrics_urls")),
+    path("experiments/", include("siyu.experiments.urls")),
     path("assets/plotly.min.js", views.plotly_js, name="plotly_js"),
 ]
