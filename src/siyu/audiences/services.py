@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import ibis
 from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
@@ -618,3 +619,51 @@ def tag_contacts_from_list(
             source=TagSource.IMPORT,
         )
     return tagged, problems
+
+
+@transaction.atomic
+def segment_create_from_expression(
+    *,
+    workspace: Workspace,
+    name: str,
+    contact_ids: ibis.Table,
+    source: dict[str, Any],
+    description: str = "",
+    actor: Any = None,
+    now: datetime | None = None,
+) -> Segment:
+    """Saves the contacts an analysis found (e.g. a funnel's drop-offs: an Ibis expression with
+    a ``contact_id`` column) as a static segment, in one INSERT … SELECT. ``source`` — what
+    produced them — is kept as the segment's rule for the record; a static segment is never
+    recomputed, so it need not be a rule the rule language could run. Ids outside the workspace
+    are ignored."""
+    name = _check_name(workspace, name)
+    now = now or timezone.now()
+    segment = Segment.objects.create(
+        workspace=workspace,
+        name=name,
+        rule={"source": source},
+        kind=SegmentKind.STATIC,
+        description=description[:500],
+        status=SegmentStatus.READY,
+        refreshed_at=now,
+    )
+    member, contact = _q(SegmentMember), _q(Contact)
+    size = _execute(
+        f"INSERT INTO {member} (workspace_id, segment_id, contact_id, added_at) "  # noqa: S608 - table names from models
+        f"SELECT DISTINCT %s, %s, r.contact_id, %s FROM ({to_sql_fragment(contact_ids)}) r "
+        f"WHERE r.contact_id IN (SELECT id FROM {contact} WHERE workspace_id = %s)",
+        [workspace.id, segment.id, _db_time(now), workspace.id],
+    )
+    segment.size = size
+    segment.save(update_fields=["size", "updated_at"])
+    day = now.astimezone(ZoneInfo(workspace.time_zone)).date()
+    SegmentSizeHistory.objects.create(workspace=workspace, segment=segment, date=day, size=size)
+    audit_record(
+        workspace=workspace,
+        action="segment.create",
+        actor_user=actor,
+        target=segment,
+        data={"rule": segment.rule},
+    )
+    return segment
