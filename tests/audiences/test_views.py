@@ -622,3 +622,37 @@ def test_naive_refresh_times_are_never_shown(client, pool):
     html = client.get(reverse("console:audiences:segment", args=[segment.id])).content.decode()
 
     assert "2026-03-02 00:30" in html
+
+
+# --- static segment from an uploaded list ---------------------------------------------------------
+
+
+def test_uploaded_list_becomes_a_static_segment_and_unknown_lines_are_reported(client, pool):
+    _login(client, pool.ws)
+    upload = SimpleUploadedFile("list.csv", b"phone\n13900000001\n13900000000\n", "text/csv")
+
+    response = client.post(
+        reverse("console:audiences:segment_upload"), {"name": "门店名单", "file": upload}, follow=True
+    )
+
+    segment = Segment.objects.get(workspace=pool.ws, name="门店名单")
+    assert segment.kind == "static" and segment.size == 1
+    assert list(SegmentMember.objects.filter(segment=segment).values_list("contact_id", flat=True)) == [
+        pool.contacts["a"].id
+    ]
+    html = response.content.decode()
+    assert "已从名单建立人群「门店名单」：1 位客户，1 行未能识别。" in html
+    assert "第 3 行：未知手机号 139****0000" in html
+
+
+def test_uploading_a_list_needs_a_header_and_write_rights(client, pool):
+    _login(client, pool.ws)
+    bad = SimpleUploadedFile("list.csv", b"13900000001\n", "text/csv")
+    response = client.post(reverse("console:audiences:segment_upload"), {"name": "x", "file": bad})
+    assert response.status_code == 422
+    assert "第一行须为列名" in response.content.decode()
+    client.logout()
+    _login(client, pool.ws, role="analyst")
+    ok = SimpleUploadedFile("list.csv", b"phone\n13900000001\n", "text/csv")
+    assert client.post(reverse("console:audiences:segment_upload"), {"name": "y", "file": ok}).status_code == 403
+    assert not Segment.objects.filter(workspace=pool.ws, name__in=["x", "y"]).exists()

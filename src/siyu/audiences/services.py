@@ -17,6 +17,7 @@ import ibis
 from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
+from siyu import bulk
 from siyu.analytics.tables import to_sql_fragment
 from siyu.audiences.models import (
     ContactTag,
@@ -667,3 +668,43 @@ def segment_create_from_expression(
         data={"rule": segment.rule},
     )
     return segment
+
+
+@transaction.atomic
+def segment_create_from_list(
+    *,
+    workspace: Workspace,
+    name: str,
+    column: str,
+    values: list[str],
+    actor: Any = None,
+    now: datetime | None = None,
+) -> tuple[Segment, list[ListProblem]]:
+    """A static segment from an uploaded list (phones, member numbers or contact ids): the
+    contacts found become its members at once; lines that name nobody are reported back."""
+    if len(values) > MAX_LIST_LINES:
+        raise ValidationFailed("too_many", f"a list has at most {MAX_LIST_LINES} lines", path="file")
+    name = _check_name(workspace, name)
+    now = now or timezone.now()
+    ids, problems = contacts_from_list(workspace=workspace, column=column, values=values)
+    ids = list(dict.fromkeys(ids))
+    segment = Segment.objects.create(
+        workspace=workspace,
+        name=name,
+        rule={"source": {"uploaded_list": column, "lines": len(values)}},
+        kind=SegmentKind.STATIC,
+        status=SegmentStatus.READY,
+        refreshed_at=now,
+        size=len(ids),
+    )
+    bulk.insert_rows(
+        SegmentMember._meta.db_table,
+        ["workspace_id", "segment_id", "contact_id", "added_at"],
+        ((workspace.id, segment.id, cid, _db_time(now)) for cid in ids),
+    )
+    day = now.astimezone(ZoneInfo(workspace.time_zone)).date()
+    SegmentSizeHistory.objects.create(workspace=workspace, segment=segment, date=day, size=len(ids))
+    audit_record(
+        workspace=workspace, action="segment.create", actor_user=actor, target=segment, data={"rule": segment.rule}
+    )
+    return segment, problems

@@ -9,6 +9,7 @@ app_name = "audiences"
 urlpatterns = [
     path("segments/", views.segments_list, name="segments"),
     path("segments/new/", views.segment_new, name="segment_new"),
+    path("segments/upload/", views.segment_upload, name="segment_upload"),
     path("segments/preview/", views.segment_preview, name="segment_preview"),
     path("segments/<int:segment_id>/", views.segment_detail, name="segment"),
     path("segments/<int:segment_id>/edit/", views.segment_edit, name="segment_edit"),

@@ -708,3 +708,40 @@ def contact_tag_remove(request: HttpRequest, contact_id: int, tag_id: int) -> Ht
     tag = queries.tag_get(workspace=ws, tag_id=tag_id)
     services.untag_contacts(workspace=ws, tag=tag, contact_ids=[contact.id])
     return _contact_tags(request, membership, contact.id)
+
+
+@require_POST
+@console_view(roles=WRITE_ROLES)
+def segment_upload(request: HttpRequest) -> HttpResponse:
+    """A static segment from an uploaded list; unknown lines are listed, the rest kept."""
+    try:
+        column, values = _read_list(request.FILES.get("file"))
+        segment, problems = services.segment_create_from_list(
+            workspace=request.workspace,
+            name=request.POST.get("name", ""),
+            column=column,
+            values=values,
+            actor=request.user,
+        )
+    except ValidationFailed as exc:
+        return render(
+            request,
+            "audiences/segments.html",
+            {
+                "segments": queries.segments_list(workspace=request.workspace),
+                "can_write": True,
+                "upload_error": exc.message,
+            },
+            status=422,
+        )
+    shown = [
+        PROBLEM_MESSAGES[(p.column, p.reason)] % {"line": p.line, "value": p.shown}
+        for p in problems[:MAX_PROBLEMS_SHOWN]
+    ]
+    note = _("已从名单建立人群「%(name)s」：%(n)d 位客户，%(bad)d 行未能识别。") % {
+        "name": segment.name,
+        "n": segment.size,
+        "bad": len(problems),
+    }
+    messages.success(request, " ".join([note, *shown]))
+    return redirect("console:audiences:segment", segment_id=segment.id)
