@@ -334,5 +334,30 @@ def worker(data_dir, queues, batch, scheduler) -> None:
     call_command(*args)
 
 
+@main.group()
+def analytics() -> None:
+    """Metrics: daily rollups behind the 指标 page."""
+
+
+@analytics.command("backfill")
+@data_dir_option
+@click.option("--workspace", "slug", default=None, help="Workspace to rebuild (omit with --all).")
+@click.option("--all", "all_workspaces", is_flag=True, help="Rebuild every workspace.")
+def analytics_backfill(data_dir, slug, all_workspaces) -> None:
+    """Rebuild the daily rollups from each workspace's first activity to today."""
+    _setup(data_dir)
+    _migrate()
+    from siyu.analytics import services
+    from siyu.tenancy.models import Workspace
+
+    if not slug and not all_workspaces:
+        raise click.UsageError("Give --workspace SLUG or --all.")
+    workspaces = list(Workspace.objects.all()) if all_workspaces else [_workspace(slug)]
+    for ws in workspaces:
+        with _progress_bar() as bar:
+            rows = services.rollups_backfill(workspace=ws, progress=RichProgress(bar))
+        console.print(f"{ws.slug}: {rows} rollup rows")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,598 @@
+"""The metrics tree: every formula of DESIGN.md as a named metric, computed for any period and cut,
+and the period-over-period decomposition of GMV and 销量 into their factors.
+
+Figures come from the daily rollups (one small ``SUM … GROUP BY`` over at most a few hundred rows
+per day), so a cut by store or source channel costs nothing extra. A cut by segment or by the
+owning staff member has no rollup dimension: the very same rollup expression is computed on the
+fly for just those contacts (``rollups.daily_expression(contact_ids=…)``).
+
+Additive definitions keep the tree exact: traffic (UV) over a period is the sum of each day's
+unique visitors (visitor-days), so 销量 = UV × 转化率 and GMV = UV × 转化率 × 笔单价 hold to the
+fen for any period. A ratio whose denominator is zero is ``None`` with a reason, shown as "—".
+See docs/metrics.md for every definition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import ibis
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+from ibis.expr.types import Table
+
+from siyu.analytics import rollups
+from siyu.analytics.tables import fetch, table
+from siyu.commerce import queries as commerce_queries
+from siyu.contacts.models import Contact
+from siyu.tenancy.models import Workspace
+
+FEN = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+#: Why a figure is missing. Shown next to the "—".
+REASONS: dict[str, Promise] = {
+    "no_visitors": _("期内没有访客（UV 为 0），无法计算转化率。"),
+    "no_orders": _("期内没有订单，无法计算单价与复购。"),
+    "no_spend": _("这段时间没有录入渠道支出。"),
+    "zero_spend": _("录入的支出为 0，比值无从计算。"),
+    "spend_not_by_cut": _("支出按渠道录入，不能分摊到门店、人群或导购。"),
+    "no_first_orders": _("期内没有首单客户，无法估算购买频次。"),
+    "no_organic_new": _("期内没有非推荐带来的新客户，无法计算推荐系数。"),
+    "no_new_contacts": _("期内没有新增客户，无法计算获客成本。"),
+    "no_previous": _("上期没有数据，无法比较。"),
+    "zero_factor": _("某个因子在一期为 0，对数分解需要两期都为正数。"),
+}
+
+CUTS = ("all", "store", "channel", "segment", "staff")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A computed value, or None and the code of the reason it could not be computed."""
+
+    value: Any
+    reason: str | None = None
+
+    @property
+    def why(self) -> str:
+        return str(REASONS[self.reason]) if self.reason else ""
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The rollup measures summed over a period for one cut value, plus the period's spend."""
+
+    new_contacts: int = 0
+    referral_new_contacts: int = 0
+    uv: int = 0
+    purchasers: int = 0
+    orders: int = 0
+    first_orders: int = 0
+    gmv: Decimal = ZERO
+    refunds: Decimal = ZERO
+    discount: Decimal = ZERO
+    referred_revenue: Decimal = ZERO
+    cost: Decimal = ZERO
+    uncosted_items: int = 0
+    opt_outs: int = 0
+    spend: Figure = field(default_factory=lambda: Figure(None, "no_spend"))
+
+
+def _money(value: Any) -> Decimal:
+    """SQLite sums decimals as floating point; every sum is brought back to exact fen."""
+    return Decimal(str(value or 0)).quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+def _ratio(num: float | Decimal, den: float | Decimal, reason: str) -> Figure:
+    return Figure(float(num) / float(den)) if den else Figure(None, reason)
+
+
+def _money_ratio(num: Decimal, den: float | Decimal, reason: str) -> Figure:
+    return (
+        Figure((Decimal(num) / Decimal(den)).quantize(FEN, ROUND_HALF_UP))
+        if den
+        else Figure(None, reason)
+    )
+
+
+@dataclass(frozen=True)
+class Metric:
+    code: str
+    name: Promise
+    name_en: str
+    formula: Promise
+    unit: str  # count, money, ratio (shown as %), multiple (shown as ×)
+    level: int
+    compute: Callable[[Totals], Figure]
+
+
+def _revenue(t: Totals) -> Decimal:
+    return t.gmv - t.refunds
+
+
+def _repurchase(t: Totals) -> Figure:
+    return _ratio(t.orders - t.first_orders, t.orders, "no_orders")
+
+
+def _frequency(t: Totals) -> Figure:
+    return _ratio(t.orders, t.first_orders, "no_first_orders")
+
+
+def _referral_coef(t: Totals) -> Figure:
+    return _ratio(
+        t.referral_new_contacts, t.new_contacts - t.referral_new_contacts, "no_organic_new"
+    )
+
+
+def _user_value(t: Totals) -> Figure:
+    aov = _money_ratio(_revenue(t), t.orders, "no_orders")
+    freq, coef = _frequency(t), _referral_coef(t)
+    for part in (aov, freq, coef):
+        if part.value is None:
+            return part
+    value = aov.value * Decimal(str(freq.value)) * (1 + Decimal(str(coef.value)))
+    return Figure(value.quantize(FEN, ROUND_HALF_UP))
+
+
+def _with_spend(t: Totals, fn: Callable[[Decimal], Figure]) -> Figure:
+    if t.spend.value is None:
+        return t.spend
+    return fn(t.spend.value)
+
+
+def _profit(t: Totals) -> Figure:
+    return _with_spend(t, lambda s: Figure(_revenue(t) - t.cost - s))
+
+
+def _roi_seed(t: Totals) -> Figure:
+    return _with_spend(t, lambda s: _ratio(s + _revenue(t), s, "zero_spend"))
+
+
+def _roi(t: Totals) -> Figure:
+    return _with_spend(t, lambda s: _ratio(_revenue(t), s, "zero_spend"))
+
+
+def _cac(t: Totals) -> Figure:
+    return _with_spend(t, lambda s: _money_ratio(s, t.new_contacts, "no_new_contacts"))
+
+
+#: The tree, in display order; ``level`` indents a factor under the result it explains.
+METRICS: tuple[Metric, ...] = (
+    Metric("profit", _("利润"), "Profit", _("利润 = 收入 − 成本 − 支出"), "money", 0, _profit),
+    Metric(
+        "revenue",
+        _("收入"),
+        "Revenue",
+        _("收入 = 销量 × 客单价（已扣退款）"),
+        "money",
+        1,
+        lambda t: Figure(_revenue(t)),
+    ),
+    Metric(
+        "orders",
+        _("销量"),
+        "Orders",
+        _("销量 = 流量 × 转化率"),
+        "count",
+        2,
+        lambda t: Figure(t.orders),
+    ),
+    Metric(
+        "uv",
+        _("流量 UV"),
+        "Traffic (UV)",
+        _("每天有任一行为的去重客户数，按天相加（访客人天）"),
+        "count",
+        3,
+        lambda t: Figure(t.uv),
+    ),
+    Metric(
+        "conversion",
+        _("转化率"),
+        "Conversion rate",
+        _("转化率 = 销量 ÷ 流量"),
+        "ratio",
+        3,
+        lambda t: _ratio(t.orders, t.uv, "no_visitors"),
+    ),
+    Metric(
+        "aov",
+        _("客单价"),
+        "Average order value",
+        _("客单价 = 收入 ÷ 销量"),
+        "money",
+        2,
+        lambda t: _money_ratio(_revenue(t), t.orders, "no_orders"),
+    ),
+    Metric(
+        "cost",
+        _("成本"),
+        "Cost of goods",
+        _("成本 = Σ 商品成本 × 数量（成本已知的商品）"),
+        "money",
+        1,
+        lambda t: Figure(t.cost),
+    ),
+    Metric(
+        "spend",
+        _("支出"),
+        "Spend",
+        _("支出 = 录入的渠道花费，按天数分摊到期间"),
+        "money",
+        1,
+        lambda t: t.spend,
+    ),
+    Metric(
+        "gmv",
+        "GMV",
+        "GMV",
+        _("GMV = UV × 转化率 × 笔单价（支付金额，未扣退款）"),
+        "money",
+        0,
+        lambda t: Figure(t.gmv),
+    ),
+    Metric(
+        "aov_gmv",
+        _("笔单价"),
+        "GMV per order",
+        _("笔单价 = GMV ÷ 销量"),
+        "money",
+        1,
+        lambda t: _money_ratio(t.gmv, t.orders, "no_orders"),
+    ),
+    Metric(
+        "user_value",
+        _("用户价值"),
+        "User value",
+        _("用户价值 = 客单价 × 购买频次 × (1 + 推荐系数)"),
+        "money",
+        0,
+        _user_value,
+    ),
+    Metric(
+        "frequency",
+        _("购买频次"),
+        "Purchases per customer",
+        _("购买频次 = 销量 ÷ 首单数：每位新买家带来的订单数"),
+        "multiple",
+        1,
+        _frequency,
+    ),
+    Metric(
+        "referral_coef",
+        _("推荐系数"),
+        "Referral coefficient",
+        _("推荐系数 = 推荐新客 ÷ 非推荐新客：每位自然新客带来的推荐新客"),
+        "ratio",
+        1,
+        _referral_coef,
+    ),
+    Metric(
+        "repurchase",
+        _("复购率"),
+        "Repeat-order rate",
+        _("复购率 = (销量 − 首单数) ÷ 销量：老客订单占比"),
+        "ratio",
+        1,
+        _repurchase,
+    ),
+    Metric(
+        "roi_seed",
+        _("投入产出比（种子口径）"),
+        "ROI, seed form (spend + return) / spend",
+        _("(投入 + 产出) ÷ 投入 × 100%，投入 = 支出，产出 = 收入"),
+        "ratio",
+        0,
+        _roi_seed,
+    ),
+    Metric(
+        "roi",
+        _("投入产出比（常用口径）"),
+        "ROI, usual form return / spend",
+        _("产出 ÷ 投入，投入 = 支出，产出 = 收入"),
+        "multiple",
+        0,
+        _roi,
+    ),
+    Metric(
+        "cac",
+        _("获客成本 CAC"),
+        "Customer acquisition cost",
+        _("CAC = 支出 ÷ 新增客户"),
+        "money",
+        0,
+        _cac,
+    ),
+    Metric(
+        "new_contacts",
+        _("新增客户"),
+        "New contacts",
+        _("期内首次出现的客户"),
+        "count",
+        1,
+        lambda t: Figure(t.new_contacts),
+    ),
+    Metric(
+        "referral_new_contacts",
+        _("推荐新客"),
+        "Referred new contacts",
+        _("新增客户中有推荐人的"),
+        "count",
+        1,
+        lambda t: Figure(t.referral_new_contacts),
+    ),
+    Metric(
+        "discount",
+        _("优惠金额"),
+        "Discounts",
+        _("Σ 订单优惠"),
+        "money",
+        0,
+        lambda t: Figure(t.discount),
+    ),
+    Metric(
+        "opt_outs",
+        _("退订"),
+        "Opt-outs",
+        _("期内退订任一渠道的客户次数"),
+        "count",
+        0,
+        lambda t: Figure(t.opt_outs),
+    ),
+)
+METRIC_BY_CODE = {m.code: m for m in METRICS}
+
+
+# --- reading the totals -----------------------------------------------------------------------
+
+
+def period_source(
+    *, workspace: Workspace, start: date, end: date, contact_ids: Table | None = None
+) -> Table:
+    """The rollup rows of the period: the stored table, or — for a contact subset — the rollup
+    expression computed on the fly (one chunk per ≤31 days, unioned)."""
+    if contact_ids is None:
+        return rollups.rollup_table()
+    parts = [
+        rollups.daily_expression(workspace=workspace, first=a, last=b, contact_ids=contact_ids)
+        for a, b in rollups.chunks(start, end)
+    ]
+    return ibis.union(*parts, distinct=False)
+
+
+def staff_contacts(*, workspace: Workspace, staff_id: int) -> Table:
+    """The contacts a staff member owns, as the ``contact_ids`` of a staff cut."""
+    c = table(Contact)
+    return c.filter(c.workspace_id == workspace.id, c.owner_staff_id == staff_id).select(
+        contact_id=c.id
+    )
+
+
+def totals_expression(
+    *,
+    source: Table,
+    workspace: Workspace,
+    start: date,
+    end: date,
+    by: str | None = None,
+    store_id: int | None = None,
+) -> Table:
+    """Sum of every measure over local days ``start``..``end``, per ``by`` (store_id or
+    source_channel) or in total; ``store_id`` narrows to one store (a staff member's view)."""
+    t = source.filter(source.workspace_id == workspace.id, source.day >= start, source.day <= end)
+    if store_id is not None:
+        t = t.filter(t.store_id == store_id)
+    sums = {m: t[m].sum() for m in rollups.MEASURES}
+    if by is None:
+        return t.aggregate(**sums)
+    return t.group_by(by).aggregate(**sums).order_by(by)
+
+
+def _totals(row: tuple) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for (name, kind), value in zip(rollups.MEASURES.items(), row, strict=True):
+        out[name] = _money(value) if kind.is_decimal() else int(value or 0)
+    return out
+
+
+def _month_days(month: date) -> int:
+    nxt = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return (nxt - month).days
+
+
+def spend_by_channel(*, workspace: Workspace, start: date, end: date) -> dict[str, Decimal]:
+    """Channel spend over the period: each monthly amount × the share of its days in the period."""
+    out: dict[str, Decimal] = {}
+    rows = commerce_queries.channel_spend_list(workspace=workspace, month_from=start, month_to=end)
+    for row in rows.values_list("channel", "month", "amount"):
+        channel, month, amount = row
+        month_end = month + timedelta(days=_month_days(month) - 1)
+        overlap = (min(end, month_end) - max(start, month)).days + 1
+        if overlap > 0:
+            share = Decimal(amount) * overlap / _month_days(month)
+            out[channel] = out.get(channel, Decimal(0)) + share
+    return {k: v.quantize(FEN, ROUND_HALF_UP) for k, v in out.items()}
+
+
+def _spend_figure(amounts: list[Decimal]) -> Figure:
+    return Figure(sum(amounts, ZERO)) if amounts else Figure(None, "no_spend")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which slice of the workspace: a cut (and for segment/staff, the contacts), and a fixed
+    store for a staff member's login."""
+
+    cut: str = "all"
+    contact_ids: Table | None = None
+    store_id: int | None = None
+
+
+def period_totals(
+    *, workspace: Workspace, start: date, end: date, scope: Scope
+) -> dict[Any, Totals]:
+    """Totals per cut value (key "all" when not cut by store or channel)."""
+    by = {"store": "store_id", "channel": "source_channel"}.get(scope.cut)
+    source = period_source(workspace=workspace, start=start, end=end, contact_ids=scope.contact_ids)
+    expr = totals_expression(
+        source=source, workspace=workspace, start=start, end=end, by=by, store_id=scope.store_id
+    )
+    rows = fetch(expr)
+    spend = spend_by_channel(workspace=workspace, start=start, end=end)
+    # Spend belongs to channels: only the whole workspace or a channel carries it.
+    has_spend = scope.cut in ("all", "channel") and scope.store_id is None
+    no_cut_spend = Figure(None, "spend_not_by_cut")
+    if by is None:
+        totals = _totals(rows[0]) if rows else {}
+        s = _spend_figure(list(spend.values())) if has_spend else no_cut_spend
+        return {"all": Totals(**totals, spend=s)}
+    out = {}
+    for row in rows:
+        key, values = row[0], _totals(row[1:])
+        if by == "source_channel" and has_spend:
+            s = _spend_figure([spend[key]] if key in spend else [])
+        else:
+            s = no_cut_spend
+        out[key] = Totals(**values, spend=s)
+    if by == "source_channel" and has_spend:
+        # A channel with spend but no contacts yet still shows its spend (and a CAC of "—").
+        for key, amount in spend.items():
+            out.setdefault(key, Totals(spend=Figure(amount)))
+    return out
+
+
+def evaluate(totals: Totals) -> dict[str, Figure]:
+    return {m.code: m.compute(totals) for m in METRICS}
+
+
+def previous_period(start: date, end: date) -> tuple[date, date]:
+    """The period of the same length just before."""
+    days = (end - start).days + 1
+    return start - timedelta(days=days), start - timedelta(days=1)
+
+
+def change(now: Figure, before: Figure) -> Figure:
+    """Relative change, None when either side is missing or the base is 0."""
+    if now.value is None or before.value is None:
+        return Figure(None, now.reason or before.reason or "no_previous")
+    if before.value == 0:
+        return Figure(None, "no_previous")
+    return Figure(float(now.value) / float(before.value) - 1)
+
+
+# --- decomposition ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """How much of ``total`` (V1 − V0) each factor explains; the parts add up to it exactly."""
+
+    result: str
+    before: Any
+    after: Any
+    total: Decimal | None
+    parts: list[tuple[str, Decimal]]
+    reason: str | None = None
+
+    @property
+    def why(self) -> str:
+        return str(REASONS[self.reason]) if self.reason else ""
+
+
+def _log_mean(a: float, b: float) -> float:
+    return a if a == b else (a - b) / (math.log(a) - math.log(b))
+
+
+def lmdi(
+    result: str,
+    before: list[tuple[str, Any]],
+    after: list[tuple[str, Any]],
+    v0: Decimal,
+    v1: Decimal,
+) -> Decomposition:
+    """LMDI-I (Ang 2004): factor k explains L(V1, V0) · ln(x1k / x0k), where L is the
+    logarithmic mean. For V = Π xk these add up to V1 − V0 exactly; rounded to the fen, the
+    rounding remainder goes to the largest part so the shown parts still add up to the change."""
+    total = v1 - v0
+    values = [x for _, x in before] + [x for _, x in after]
+    if any(x is None or x <= 0 for x in values):
+        return Decomposition(result, v0, v1, total, [], "zero_factor")
+    weight = _log_mean(float(v1), float(v0))
+    parts = [
+        (name, Decimal(weight * math.log(float(x1) / float(x0))).quantize(FEN, ROUND_HALF_UP))
+        for (name, x0), (_n, x1) in zip(before, after, strict=True)
+    ]
+    remainder = total - sum((p for _, p in parts), ZERO)
+    if remainder:
+        biggest = max(range(len(parts)), key=lambda i: abs(parts[i][1]))
+        parts[biggest] = (parts[biggest][0], parts[biggest][1] + remainder)
+    return Decomposition(result, v0, v1, total, parts)
+
+
+def _factors(t: Totals) -> list[tuple[str, Any]]:
+    conv = Decimal(t.orders) / Decimal(t.uv) if t.uv else None
+    aov = t.gmv / t.orders if t.orders else None
+    return [("uv", Decimal(t.uv)), ("conversion", conv), ("aov_gmv", aov)]
+
+
+def decompose_gmv(before: Totals, after: Totals) -> Decomposition:
+    """GMV = UV × 转化率 × 笔单价, period over period."""
+    return lmdi("gmv", _factors(before), _factors(after), before.gmv, after.gmv)
+
+
+def decompose_orders(before: Totals, after: Totals) -> Decomposition:
+    """销量 = UV × 转化率, period over period (parts in orders, to 0.01)."""
+    return lmdi(
+        "orders",
+        _factors(before)[:2],
+        _factors(after)[:2],
+        Decimal(before.orders),
+        Decimal(after.orders),
+    )
+
+
+# --- the report the page and the API show -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One metric for one cut value: this period, the previous one, and the change."""
+
+    metric: Metric
+    now: Figure
+    before: Figure
+    delta: Figure
+
+
+@dataclass(frozen=True)
+class Report:
+    start: date
+    end: date
+    previous: tuple[date, date]
+    cut: str
+    sections: dict[Any, list[Row]]  # cut value → rows in tree order
+    totals: dict[Any, tuple[Totals, Totals]]  # cut value → (now, before)
+
+
+def metrics_report(*, workspace: Workspace, start: date, end: date, scope: Scope) -> Report:
+    """Every metric for the period and the one before, per cut value."""
+    prev = previous_period(start, end)
+    now = period_totals(workspace=workspace, start=start, end=end, scope=scope)
+    before = period_totals(workspace=workspace, start=prev[0], end=prev[1], scope=scope)
+    sections: dict[Any, list[Row]] = {}
+    pairs: dict[Any, tuple[Totals, Totals]] = {}
+    for key in list(now) + [k for k in before if k not in now]:
+        t_now, t_before = now.get(key, Totals()), before.get(key, Totals())
+        pairs[key] = (t_now, t_before)
+        f_now, f_before = evaluate(t_now), evaluate(t_before)
+        sections[key] = [
+            Row(m, f_now[m.code], f_before[m.code], change(f_now[m.code], f_before[m.code]))
+            for m in METRICS
+        ]
+    return Report(start, end, prev, scope.cut, sections, pairs)

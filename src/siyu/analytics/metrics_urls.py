@@ -1,0 +1,12 @@
+"""Console routes of the metrics page, included by the console under /analytics/metrics/."""
+
+from django.urls import path
+
+from siyu.analytics import metrics_views
+
+app_name = "metrics"
+
+urlpatterns = [
+    path("", metrics_views.metrics_page, name="page"),
+    path("export.csv", metrics_views.metrics_csv, name="csv"),
+]
