@@ -19,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from ibis.expr.types import Table
@@ -29,11 +31,21 @@ from ibis.expr.types import Table
 from siyu.analytics import rollups
 from siyu.analytics.tables import fetch, table
 from siyu.commerce import queries as commerce_queries
-from siyu.contacts.models import Contact
+from siyu.commerce.models import Order
+from siyu.contacts.models import (
+    Consent,
+    ConsentChannel,
+    ConsentStatus,
+    Contact,
+    Identity,
+    IdentityKind,
+)
+from siyu.events.models import Event, EventType
 from siyu.tenancy.models import Workspace
 
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
+_MONEY = dt.Decimal(precision=16, scale=2)
 
 #: Why a figure is missing. Shown next to the "—".
 REASONS: dict[str, Promise] = {
@@ -596,3 +608,348 @@ def metrics_report(*, workspace: Workspace, start: date, end: date, scope: Scope
             for m in METRICS
         ]
     return Report(start, end, prev, scope.cut, sections, pairs)
+
+
+# --- the three formulas computed from events on the fly ---------------------------------------
+#
+# 私域 GMV (short-video form), 私域价值 and 社交红利 need distinct contacts and event durations,
+# which the daily rollups do not keep, so they are computed on the raw tables for the period: one
+# per-contact expression (``contact_period_flags``) summed in one query. docs/metrics.md gives
+# every measurable definition.
+
+#: Why one of the three event formulas could not be computed.
+FORMULA_REASONS: dict[str, Promise] = {
+    "no_content_viewers": _("期内没有内容浏览（content_view）访客。"),
+    "no_content_time": _("内容浏览没有记录时长（duration_seconds）。"),
+    "no_content_buyers": _("内容访客期内没有下单。"),
+    "no_reachable": _("流量池为空：没有可免费触达的客户。"),
+    "no_reached": _("期内没有被触达（有行为）的池内客户。"),
+    "no_seeded": _("被触达的客户期内没有浏览商品。"),
+    "no_active": _("期内没有活跃客户。"),
+    "no_contacts": _("客户池为空。"),
+}
+REASONS.update(FORMULA_REASONS)
+
+#: Channels on which reaching a contact costs nothing per message (as in the health score).
+FREE_CHANNELS = (ConsentChannel.WECOM, ConsentChannel.OFFICIAL_ACCOUNT, ConsentChannel.MINI_PROGRAM)
+INFO_EVENTS = (EventType.MESSAGE_READ.value, EventType.CONTENT_VIEW.value)
+SOCIAL_EVENTS = (EventType.SHARE.value, EventType.INVITE.value)
+
+
+def reachable_contact_ids(*, workspace: Workspace) -> Table:
+    """Contacts reachable for free: consent granted on WeCom, Official Account or mini program,
+    or a WeCom external-user identity (the 流量池 rule, shared with the health score)."""
+    k = table(Consent)
+    granted = k.filter(
+        k.workspace_id == workspace.id,
+        k.status == ConsentStatus.GRANTED.value,
+        k.channel.isin([ch.value for ch in FREE_CHANNELS]),
+    )
+    i = table(Identity)
+    wecom = i.filter(
+        i.workspace_id == workspace.id, i.kind == IdentityKind.WECOM_EXTERNAL_USERID.value
+    )
+    return ibis.union(
+        granted.select(contact_id=granted.contact_id),
+        wecom.select(contact_id=wecom.contact_id),
+        distinct=True,
+    )
+
+
+def contact_period_flags(
+    *, workspace: Workspace, start: date, end: date, store_id: int | None = None
+) -> Table:
+    """One row per contact first seen before the end of local day ``end`` (the pool), with what
+    it did in local days ``start``..``end``: events by kind, content seconds, orders, GMV and net
+    revenue, plus its orders ever (to the end) and whether it is reachable for free.
+    ``store_id`` narrows to one store's contacts (a staff login)."""
+    t0 = rollups.day_range(workspace, start, start).start
+    t1 = rollups.day_range(workspace, end, end).end
+    wid = workspace.id
+
+    c = table(Contact)
+    c = c.filter(c.workspace_id == wid, c.first_seen_at < t1)
+    if store_id is not None:
+        c = c.filter(c.store_id == store_id)
+    base = c.select(
+        contact_id=c.id,
+        name=c.name,
+        store_id=c.store_id,
+        owner_staff_id=c.owner_staff_id,
+        referred_by_id=c.referred_by_id,
+        is_new=ibis.ifelse(c.first_seen_at >= t0, 1, 0).cast(dt.int64),
+    )
+
+    e = table(Event)
+    e = e.filter(e.workspace_id == wid, e.occurred_at >= t0, e.occurred_at < t1)
+    content = e.type == EventType.CONTENT_VIEW.value
+    ev = e.group_by(ev_id=e.contact_id).aggregate(
+        events=e.count(),
+        product_views=e.count(where=e.type == EventType.PRODUCT_VIEW.value),
+        content_views=e.count(where=content),
+        content_seconds=e.duration_seconds.sum(where=content),
+        info_events=e.count(where=e.type.isin(INFO_EVENTS)),
+        social_events=e.count(where=e.type.isin(SOCIAL_EVENTS)),
+    )
+
+    o = table(Order)
+    o = o.filter(o.workspace_id == wid, o.paid_at < t1)
+    in_period = o.paid_at >= t0
+    od = o.group_by(o_id=o.contact_id).aggregate(
+        orders=o.count(where=in_period),
+        gmv=o.amount.sum(where=in_period),
+        revenue=(o.amount - o.refunded_amount).sum(where=in_period),
+        orders_ever=o.count(),
+    )
+
+    reach = reachable_contact_ids(workspace=workspace)
+    reach = reach.select(r_id=reach.contact_id, reachable=ibis.literal(1, type=dt.int64))
+
+    j = base.left_join(ev, base.contact_id == ev.ev_id)
+    j = j.left_join(od, j.contact_id == od.o_id)
+    j = j.left_join(reach, j.contact_id == reach.r_id)
+    counts = (
+        "events",
+        "product_views",
+        "content_views",
+        "content_seconds",
+        "info_events",
+        "social_events",
+        "orders",
+        "orders_ever",
+        "reachable",
+    )
+    return j.select(
+        *base.columns,
+        **{name: j[name].cast(dt.int64).fill_null(0) for name in counts},
+        gmv=j.gmv.cast(_MONEY).fill_null(0),
+        revenue=j.revenue.cast(_MONEY).fill_null(0),
+    )
+
+
+@dataclass(frozen=True)
+class Factor:
+    code: str
+    name: Promise
+    definition: Promise
+    unit: str  # count, ratio, multiple, money, minutes
+    figure: Figure
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A formula with its result and each factor; ``holds`` says the product of the factors
+    equals the result exactly (checked with fractions, not floats)."""
+
+    code: str
+    name: Promise
+    name_en: str
+    formula: Promise
+    unit: str
+    result: Figure
+    factors: list[Factor]
+    holds: bool | None
+    is_index: bool = False
+
+
+_F = Fraction
+
+
+def _frac(num: Any, den: Any, reason: str) -> tuple[Fraction | None, Figure]:
+    if not den:
+        return None, Figure(None, reason)
+    value = _F(Decimal(str(num))) / _F(Decimal(str(den)))
+    return value, Figure(float(value))
+
+
+def _holds(parts: list[Fraction | None], result: Fraction) -> bool | None:
+    if any(p is None for p in parts):
+        return None
+    product = _F(1)
+    for p in parts:
+        product *= p
+    return product == result
+
+
+def _first_missing(figures: list[Figure]) -> Figure | None:
+    return next((f for f in figures if f.value is None), None)
+
+
+def formula_counts(
+    *, workspace: Workspace, start: date, end: date, store_id: int | None = None
+) -> dict[str, Any]:
+    """The counts behind the three event formulas, in one query over ``contact_period_flags``."""
+    f = contact_period_flags(workspace=workspace, start=start, end=end, store_id=store_id)
+    viewer = f.content_views > 0
+    reached = (f.reachable == 1) & (f.events > 0)
+    seeded = reached & (f.product_views > 0)
+    active = (f.events > 0) | (f.orders > 0)
+    expr = f.aggregate(
+        pool=f.count(),
+        active=f.count(where=active),
+        referred=f.count(where=f.referred_by_id.notnull()),
+        info_events=f.info_events.sum(),
+        social_events=f.social_events.sum(),
+        viewers=f.count(where=viewer),
+        content_seconds=f.content_seconds.sum(where=viewer),
+        viewer_buyers=f.count(where=viewer & (f.orders > 0)),
+        viewer_orders=f.orders.sum(where=viewer),
+        viewer_gmv=f.gmv.sum(where=viewer),
+        reachable=f.count(where=f.reachable == 1),
+        reached=f.count(where=reached),
+        seeded=f.count(where=seeded),
+        seeded_buyers=f.count(where=seeded & (f.orders > 0)),
+    )
+    row = fetch(expr)[0]
+    out = dict(zip(expr.columns, row, strict=True))
+    return {k: _money(v) if k == "viewer_gmv" else int(v or 0) for k, v in out.items()}
+
+
+def _short_video_gmv(n: dict[str, Any]) -> Formula:
+    gmv = n["viewer_gmv"]
+    minutes = _F(n["content_seconds"], 60)
+    uv = Figure(n["viewers"]) if n["viewers"] else Figure(None, "no_content_viewers")
+    t, t_fig = _frac(minutes, n["viewers"], "no_content_viewers")
+    r, r_fig = (
+        _frac(n["viewer_buyers"], minutes, "no_content_time")
+        if n["viewers"]
+        else (None, Figure(None, "no_content_viewers"))
+    )
+    p, p_fig = _frac(gmv, n["viewer_orders"], "no_content_buyers")
+    f, f_fig = _frac(n["viewer_orders"], n["viewer_buyers"], "no_content_buyers")
+    if p_fig.value is not None:
+        p_fig = Figure(gmv / n["viewer_orders"])
+    factors = [
+        Factor("uv", _("UV"), _("期内有内容浏览的去重客户"), "count", uv),
+        Factor(
+            "content_minutes",
+            _("内容消费时长"),
+            _("内容浏览时长（分钟）÷ UV：每位访客的平均分钟数"),
+            "minutes",
+            t_fig,
+        ),
+        Factor(
+            "order_per_minute",
+            _("单位时长订单转化率"),
+            _("下单的内容访客 ÷ 内容总分钟：每分钟内容带来的下单客户"),
+            "rate",
+            r_fig,
+        ),
+        Factor("order_price", _("订单价"), _("内容访客的 GMV ÷ 其订单数"), "money", p_fig),
+        Factor(
+            "repeat_frequency",
+            _("复购频次"),
+            _("内容访客的订单数 ÷ 下单的内容访客"),
+            "multiple",
+            f_fig,
+        ),
+    ]
+    missing = _first_missing([x.figure for x in factors])
+    result = missing if missing else Figure(gmv)
+    holds = _holds([_F(n["viewers"]), t, r, p, f], _F(gmv)) if not missing else None
+    return Formula(
+        "short_video_gmv",
+        _("私域 GMV（短视频口径）"),
+        "Private-domain GMV, short-video form",
+        _("UV × 内容消费时长 × 单位时长订单转化率 × 订单价 × 复购频次"),
+        "money",
+        result,
+        factors,
+        holds,
+    )
+
+
+def _private_value(n: dict[str, Any]) -> Formula:
+    pool = Figure(n["reachable"]) if n["reachable"] else Figure(None, "no_reachable")
+    reach, reach_fig = _frac(n["reached"], n["reachable"], "no_reachable")
+    seed, seed_fig = _frac(n["seeded"], n["reached"], "no_reached")
+    _fan, fan_fig = _frac(n["seeded"], n["reachable"], "no_reachable")
+    conv, conv_fig = _frac(n["seeded_buyers"], n["seeded"], "no_seeded")
+    factors = [
+        Factor(
+            "pool", _("流量池"), _("可免费触达的客户（企微好友或免费渠道已同意）"), "count", pool
+        ),
+        Factor(
+            "fan_power",
+            _("圈粉能力"),
+            _("圈粉能力 = 触达率 × 种草率 = 种草客户 ÷ 流量池"),
+            "ratio",
+            fan_fig,
+        ),
+        Factor(
+            "reach_rate", _("触达率"), _("期内有任一行为的池内客户 ÷ 流量池"), "ratio", reach_fig
+        ),
+        Factor("seed_rate", _("种草率"), _("被触达客户中期内浏览过商品的占比"), "ratio", seed_fig),
+        Factor(
+            "fan_conversion",
+            _("粉丝变现率"),
+            _("种草客户中期内下单的占比"),
+            "ratio",
+            conv_fig,
+        ),
+    ]
+    missing = _first_missing([x.figure for x in factors])
+    result = missing if missing else Figure(n["seeded_buyers"])
+    parts = [_F(n["reachable"]), reach, seed, conv]
+    holds = _holds(parts, _F(n["seeded_buyers"])) if not missing else None
+    return Formula(
+        "private_value",
+        _("私域价值"),
+        "Private-domain value",
+        _("流量池 × 圈粉能力（触达率 × 种草率）× 粉丝变现率 = 变现粉丝数"),
+        "count",
+        result,
+        factors,
+        holds,
+    )
+
+
+def _social_dividend(n: dict[str, Any]) -> Formula:
+    info, info_fig = _frac(n["info_events"], n["active"], "no_active")
+    links, links_fig = _frac(n["referred"], n["pool"], "no_contacts")
+    inter, inter_fig = _frac(n["social_events"], n["active"], "no_active")
+    factors = [
+        Factor(
+            "information",
+            _("信息"),
+            _("期内消息阅读与内容浏览次数 ÷ 活跃客户"),
+            "multiple",
+            info_fig,
+        ),
+        Factor(
+            "relationship",
+            _("关系链"),
+            _("有推荐人的客户 ÷ 客户池：每位客户的推荐关系数"),
+            "multiple",
+            links_fig,
+        ),
+        Factor(
+            "interaction",
+            _("互动"),
+            _("期内分享与邀请次数 ÷ 活跃客户"),
+            "multiple",
+            inter_fig,
+        ),
+    ]
+    missing = _first_missing([x.figure for x in factors])
+    value = info * links * inter if not missing else None
+    return Formula(
+        "social_dividend",
+        _("社交红利指数"),
+        "Social dividend index",
+        _("信息 × 关系链 × 互动（无量纲指数，只宜同口径跨期或跨门店比较）"),
+        "index",
+        missing if missing else Figure(float(value)),
+        factors,
+        True if value is not None else None,
+        is_index=True,
+    )
+
+
+def event_formulas(
+    *, workspace: Workspace, start: date, end: date, store_id: int | None = None
+) -> list[Formula]:
+    """私域 GMV (short-video form), 私域价值 and the 社交红利 index for the period, each with
+    its factors; a zero denominator gives None and its reason."""
+    n = formula_counts(workspace=workspace, start=start, end=end, store_id=store_id)
+    return [_short_video_gmv(n), _private_value(n), _social_dividend(n)]

@@ -100,6 +100,44 @@ def show(figure: Figure, unit: str) -> str:
     return f"{v:,}"
 
 
+def show_factor(figure: Figure, unit: str) -> str:
+    """A factor of an event formula: minutes, per-minute rates and indices as plain numbers."""
+    if figure.value is None:
+        return "—"
+    if unit == "minutes":
+        return _("%(v)s 分钟") % {"v": f"{figure.value:,.2f}"}
+    if unit == "rate":
+        return _("%(v)s / 分钟") % {"v": f"{figure.value:,.4f}"}
+    if unit == "index":
+        return f"{figure.value:,.4f}"
+    return show(figure, unit)
+
+
+def _formulas(formulas: list[metrics.Formula]) -> list[dict[str, Any]]:
+    return [
+        {
+            "code": f.code,
+            "name": f.name,
+            "formula": f.formula,
+            "is_index": f.is_index,
+            "value": show_factor(f.result, f.unit),
+            "why": f.result.why,
+            "holds": f.holds,
+            "factors": [
+                {
+                    "code": x.code,
+                    "name": x.name,
+                    "definition": x.definition,
+                    "value": show_factor(x.figure, x.unit),
+                    "why": x.figure.why,
+                }
+                for x in f.factors
+            ],
+        }
+        for f in formulas
+    ]
+
+
 def show_delta(figure: Figure) -> str:
     if figure.value is None:
         return "—"
@@ -212,7 +250,9 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         else []
     )
     names = {"uv": _("流量 UV"), "conversion": _("转化率"), "aov_gmv": _("笔单价")}
+    formulas = metrics.event_formulas(workspace=ws, start=req.start, end=req.end, store_id=store_id)
     context = {
+        "formulas": _formulas(formulas),
         "req": req,
         "presets": PRESETS,
         "report": report,

@@ -10,6 +10,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyHeader, HttpBearer
 
 from siyu.analytics.explore_api import router as explore_router
+from siyu.analytics.leaderboards_api import router as leaderboards_router
 from siyu.analytics.metrics_api import router as metrics_router
 from siyu.audiences.api import router as audiences_router
 from siyu.audiences.layers_api import router as layers_router
@@ -67,6 +68,7 @@ api.add_router("/v1/", layers_router, tags=["layers"])
 api.add_router("/v1/", insights_router, tags=["insights"])
 api.add_router("/v1/", experiments_router, tags=["experiments"])
 api.add_router("/v1/", metrics_router, tags=["metrics"])
+api.add_router("/v1/", leaderboards_router, tags=["metrics"])
 api.add_router("/v1/", explore_router, tags=["analytics"])
 api.add_router("/v1/", messaging_router, tags=["messaging"])
 
