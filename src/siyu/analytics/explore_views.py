@@ -22,6 +22,7 @@ from siyu.analytics.explore import Scope, period, top_n
 from siyu.analytics.queries import workspace_today
 from siyu.audiences.services import segment_create_from_expression
 from siyu.console.access import console_view
+from siyu.console.charts import chart_layout
 from siyu.contacts.models import SourceChannel
 from siyu.errors import ValidationFailed
 from siyu.events.models import EventType
@@ -29,18 +30,6 @@ from siyu.tenancy.models import Role
 
 SAVE_ROLES = (Role.OWNER, Role.OPERATOR)
 COLOUR, SECOND_COLOUR = "#2f6fed", "#17a589"
-
-
-def _layout(**extra: Any) -> dict[str, Any]:
-    """Transparent, compact Plotly layout matching the other console charts."""
-    return {
-        "margin": {"l": 56, "r": 24, "t": 8, "b": 56},
-        "height": 320,
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "legend": {"orientation": "h", "y": -0.25},
-        **extra,
-    }
 
 
 DEFAULT_STEPS = ["page_view", "add_to_cart", funnels.ORDER]
@@ -128,7 +117,7 @@ def _funnel_figure(result: funnels.FunnelResult) -> dict:
                 "marker": {"color": COLOUR},
             }
         ],
-        "layout": _layout(margin={"l": 160, "r": 24, "t": 8, "b": 24}),
+        "layout": chart_layout(margin={"l": 160, "r": 24, "t": 8, "b": 24}),
     }
 
 
@@ -231,7 +220,7 @@ def _heatmap(result: retention.RetentionResult) -> dict:
                 "zmin": 0,
             }
         ],
-        "layout": _layout(yaxis={"autorange": "reversed", "type": "category"}),
+        "layout": chart_layout(yaxis={"autorange": "reversed", "type": "category"}),
     }
 
 
@@ -281,7 +270,7 @@ def retention_page(request: HttpRequest) -> HttpResponse:
 def _bars(labels: list[str], values: list[int], title: str) -> dict:
     return {
         "data": [{"type": "bar", "x": labels, "y": values, "marker": {"color": COLOUR}}],
-        "layout": _layout(
+        "layout": chart_layout(
             showlegend=False,
             xaxis={"type": "category", "title": {"text": title}},
             yaxis={"title": {"text": _("客户数")}, "rangemode": "tozero"},
@@ -337,7 +326,7 @@ def _attribution_figure(result: attribution.Attribution) -> dict:
             trace(_("首次触点"), result.first, COLOUR),
             trace(_("末次触点"), result.last, SECOND_COLOUR),
         ],
-        "layout": _layout(
+        "layout": chart_layout(
             barmode="group", yaxis={"title": {"text": _("净收入")}, "tickprefix": "¥"}
         ),
     }

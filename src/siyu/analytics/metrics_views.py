@@ -20,6 +20,7 @@ from siyu.analytics.metrics import Figure, Report, Scope
 from siyu.audiences import queries as audiences_queries
 from siyu.commerce import queries as commerce_queries
 from siyu.console.access import console_view
+from siyu.console.charts import chart_layout
 from siyu.contacts.models import SourceChannel
 from siyu.errors import ValidationFailed
 from siyu.tenancy.models import Membership, Role, Workspace
@@ -174,13 +175,7 @@ def _waterfall(d: metrics.Decomposition) -> dict[str, Any]:
                 "totals": {"marker": {"color": "#2f6fed"}},
             }
         ],
-        "layout": {
-            "margin": {"l": 56, "r": 24, "t": 16, "b": 48},
-            "height": 320,
-            "paper_bgcolor": "rgba(0,0,0,0)",
-            "plot_bgcolor": "rgba(0,0,0,0)",
-            "showlegend": False,
-        },
+        "layout": chart_layout(margin={"l": 56, "r": 24, "t": 16, "b": 48}, showlegend=False),
     }
 
 

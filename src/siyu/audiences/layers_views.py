@@ -31,6 +31,7 @@ from siyu.audiences import tasks
 from siyu.audiences.models import IntentLayer, LayerConfig, LifecycleStage, RFMClass, RFMMethod
 from siyu.commerce import queries as commerce_queries
 from siyu.console.access import console_view
+from siyu.console.charts import chart_layout
 from siyu.errors import ValidationFailed
 from siyu.tenancy.models import Role
 
@@ -200,15 +201,7 @@ def _sankey_figure(flows: list[queries.StageFlow], month: date) -> dict[str, Any
                 },
             }
         ],
-        "layout": {
-            "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
-            "height": 380,
-            "paper_bgcolor": "rgba(0,0,0,0)",
-            "font": {
-                "family": "system-ui, 'PingFang SC', 'Microsoft YaHei', sans-serif",
-                "size": 12,
-            },
-        },
+        "layout": chart_layout(margin={"l": 8, "r": 8, "t": 8, "b": 8}, height=380),
     }
 
 

@@ -33,6 +33,7 @@ from siyu.audiences.rules import FIELDS
 from siyu.commerce import queries as commerce_queries
 from siyu.commerce.models import OrderChannel
 from siyu.console.access import console_view
+from siyu.console.charts import chart_layout
 from siyu.contacts import queries as contacts_queries
 from siyu.contacts.models import ConsentChannel, ConsentStatus, IdentityKind, SourceChannel
 from siyu.errors import ValidationFailed
@@ -357,25 +358,21 @@ def _size_figure(history: list[tuple[date, int]]) -> dict[str, Any]:
                 "hovertemplate": "%{x|%Y-%m-%d}<br>%{y:,d}<extra></extra>",
             }
         ],
-        "layout": {
-            "margin": {"l": 56, "r": 24, "t": 8, "b": 40},
-            "height": 280,
-            "paper_bgcolor": "rgba(0,0,0,0)",
-            "plot_bgcolor": "rgba(0,0,0,0)",
-            "font": {
-                "family": "system-ui, 'PingFang SC', 'Microsoft YaHei', sans-serif",
-                "size": 12,
-            },
-            "xaxis": _day_axis([day for day, _size in history]),
-            "yaxis": {
-                "title": {"text": _("人数")},
-                "rangemode": "tozero",
-                "gridcolor": "#eef0f4",
-                "tickformat": ",d",
-                **({"dtick": 1} if max((s for _d, s in history), default=0) <= 5 else {}),
-            },
-            "showlegend": False,
-        },
+        "layout": chart_layout(
+            **{
+                "margin": {"l": 56, "r": 24, "t": 8, "b": 40},
+                "height": 280,
+                "xaxis": _day_axis([day for day, _size in history]),
+                "yaxis": {
+                    "title": {"text": _("人数")},
+                    "rangemode": "tozero",
+                    "gridcolor": "#eef0f4",
+                    "tickformat": ",d",
+                    **({"dtick": 1} if max((s for _d, s in history), default=0) <= 5 else {}),
+                },
+                "showlegend": False,
+            }
+        ),
     }
 
 

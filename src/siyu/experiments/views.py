@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from siyu.audiences import queries as audiences_queries
 from siyu.console.access import console_view
+from siyu.console.charts import chart_layout
 from siyu.errors import ValidationFailed
 from siyu.experiments import queries, services
 from siyu.experiments.queries import ExperimentResults
@@ -118,14 +119,12 @@ def conversion_figure(results: ExperimentResults) -> dict:
                 "hovertemplate": "%{x}: %{y:.2f}%<extra></extra>",
             }
         ],
-        "layout": {
-            "margin": {"l": 56, "r": 24, "t": 8, "b": 40},
-            "height": 300,
-            "paper_bgcolor": "rgba(0,0,0,0)",
-            "plot_bgcolor": "rgba(0,0,0,0)",
-            "yaxis": {"title": {"text": _("转化率 (%)")}, "rangemode": "tozero"},
-            "showlegend": False,
-        },
+        "layout": chart_layout(
+            margin={"l": 56, "r": 24, "t": 8, "b": 40},
+            height=300,
+            yaxis={"title": {"text": _("转化率 (%)")}, "rangemode": "tozero"},
+            showlegend=False,
+        ),
     }
 
 

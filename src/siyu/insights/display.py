@@ -8,6 +8,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from siyu.console.charts import chart_layout
 from siyu.insights.models import ModelFit, ModelKind
 
 PREDICTED_COLOUR = "#2f6fed"
@@ -78,21 +79,6 @@ def fit_parameters(fit: ModelFit) -> list[Parameter]:
     return rows
 
 
-def _layout(**extra: Any) -> dict[str, Any]:
-    return {
-        "margin": {"l": 56, "r": 24, "t": 8, "b": 56},
-        "height": 320,
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": {
-            "family": "system-ui, -apple-system, 'PingFang SC', 'Microsoft YaHei', sans-serif",
-            "size": 12,
-        },
-        "legend": {"orientation": "h", "y": -0.25},
-        **extra,
-    }
-
-
 def holdout_figure(calibration: dict) -> dict[str, Any]:
     """Grouped bars per calibration-period frequency: the repeat purchases the model predicted
     for the holdout weeks against those that happened — the check Fader, Hardie & Lee plot."""
@@ -121,7 +107,7 @@ def holdout_figure(calibration: dict) -> dict[str, Any]:
                 "marker": {"color": ACTUAL_COLOUR},
             },
         ],
-        "layout": _layout(
+        "layout": chart_layout(
             barmode="group",
             bargap=0.25,
             hovermode="x unified",
@@ -155,7 +141,7 @@ def clv_histogram_figure(distribution: dict) -> dict[str, Any]:
                 "marker": {"color": PREDICTED_COLOUR, "line": {"color": "#fff", "width": 1}},
             }
         ],
-        "layout": _layout(
+        "layout": chart_layout(
             showlegend=False,
             xaxis={"title": {"text": _("预测 CLV")}, "tickprefix": "¥", "tickformat": ",.0f"},
             yaxis={
