@@ -5,6 +5,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from siyu.analytics.queries import rollups_last_day
+from siyu.analytics.services import rollups_backfill
 from siyu.contacts.services import contact_merge
 from siyu.tenancy.models import ApiKey
 from siyu.tenancy.services import api_key_create, hash_api_key, membership_set
@@ -365,7 +367,53 @@ def test_dashboard_query_count_does_not_grow_with_data(client, ws, django_assert
         factories.order(ws, c, "10.00", paid_at=now - timedelta(days=i))
         factories.order(ws, c, "10.00", paid_at=now - timedelta(days=i + 40))
     _login(client, ws)
-    # session, user, memberships; pool; 2 periods x (orders, new contacts, repeat); 2 daily series; repeat all time
-    with django_assert_num_queries(13):
+    # session, user, memberships; rollups' last day; 2 daily series (contacts, orders: raw, as
+    # no rollups exist); 2 periods x repeat purchase; repeat all time; pool. A period's
+    # orders, revenue and new contacts are sums of the daily series.
+    with django_assert_num_queries(10):
         response = client.get(reverse("console:home"))
     assert response.context["repeat_rate"] == 1
+    # With rollups built: one more query (the rollup days), raw rows only for today.
+    rollups_backfill(workspace=ws)
+    with django_assert_num_queries(11):
+        again = client.get(reverse("console:home"))
+    assert again.context["repeat_rate"] == 1
+
+
+def test_dashboard_reads_rollups_with_the_same_figures_as_the_raw_tables(client, ws):
+    now = timezone.now()
+    mine, theirs = factories.store(ws), factories.store(ws)
+    for i in range(0, 70, 3):
+        store = mine if i % 2 else theirs
+        c = factories.contact(
+            ws,
+            first_seen_at=now - timedelta(days=i),
+            source_channel="wecom" if i % 2 else "store_qr",
+            store_code=store.code,
+        )
+        factories.order(ws, c, "10.50", paid_at=now - timedelta(days=i))
+        factories.order(
+            ws,
+            c,
+            "20.00",
+            paid_at=now - timedelta(days=i // 2),
+            refunded_amount="5.00",
+            status="partially_refunded",
+        )
+    staff_user = factories.member(ws, role="staff")
+    factories.staff(ws, mine, user=staff_user)
+    owner = _login(client, ws)
+
+    def shown(user):
+        client.force_login(user)
+        r = client.get(reverse("console:home"))
+        cards = [(c.label, c.value, c.previous) for c in r.context["cards"]]
+        figures = (r.context["new_contacts_figure"]["data"], r.context["orders_figure"]["data"])
+        return r.context["pool_size"], r.context["repeat_rate"], cards, figures
+
+    raw = {u: shown(u) for u in (owner, staff_user)}
+    rollups_backfill(workspace=ws)
+    assert rollups_last_day(workspace=ws) is not None
+    for user in (owner, staff_user):
+        assert shown(user) == raw[user]
+    assert raw[owner] != raw[staff_user]

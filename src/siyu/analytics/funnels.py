@@ -246,6 +246,10 @@ def counts_expression(spec: FunnelSpec) -> Table:
     """Contacts reaching each step (``n0``..) per breakdown bucket: the ``top`` values with the
     most entrants, and OTHER for the rest — so 100k campaign names still give top+1 rows."""
     reach = reach_expression(spec).view()
+    counts = {f"n{k}": reach.count(where=reach[f"t{k}"].notnull()) for k in range(len(spec.steps))}
+    if spec.breakdown is None:
+        # One bucket: no ranking, so the reach table is computed once rather than twice.
+        return reach.group_by(bucket=reach.value).aggregate(**counts)
     sizes = reach.group_by("value").aggregate(entrants=reach.count())
     ranked = sizes.select(
         ranked_value=sizes.value,

@@ -4,6 +4,16 @@ Every number is aggregated in SQL and scoped by the workspace (and, for a staff 
 store's contacts, the same rule the contact list applies). Days are the workspace's local days, so
 a 23:30 order in Shanghai counts on the Shanghai date, not the UTC one. Python only shapes the few
 aggregated rows into chart series.
+
+The home dashboard (``home_dashboard``) reads the daily rollups (``DailyRollup``) for every
+completed local day they cover and the raw tables only for the rest: today, any day the rollups
+have not reached yet, and everything when a workspace was never backfilled. The additive figures
+(new contacts by channel, orders, net revenue) are sums of days, so a 30-day card is the sum of
+its 30 daily points. Distinct purchasers and repeat purchasers over a period are not additive over
+days; they, and the pool size (a ``COUNT``), always come from the raw tables. A rollup day shows
+the figures as of its last rebuild (every 15 minutes for the last 3 days, and refunded days): a
+contact merged away or moved to another store later still counts where it did on older days.
+On SQLite the rollup path is exact to the fen where the raw ``SUM`` of decimals is a float.
 """
 
 from __future__ import annotations
@@ -13,10 +23,12 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
+from django.db.models import Count, DecimalField, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from siyu.analytics.models import DailyRollup
+from siyu.commerce import queries as commerce_queries
 from siyu.commerce.models import Order
 from siyu.contacts.models import Contact
 from siyu.contacts.queries import contacts_visible
@@ -170,4 +182,140 @@ def daily_series(
         orders[index[row["day"]]], revenue[index[row["day"]]] = row["n"], row["revenue"]
     return DailySeries(
         days=days, new_contacts_by_channel=by_channel, orders=orders, revenue=revenue
+    )
+
+
+@dataclass(frozen=True)
+class HomeDashboard:
+    pool_size: int
+    current: PeriodKpis  # the last 30 local days, today included
+    previous: PeriodKpis  # the 30 days before them
+    series: DailySeries  # the last 90 local days
+    purchasers: int  # over all time
+    repeaters: int  # over all time: purchasers with two or more orders
+    rollups_through: date | None  # the last day read from the rollups; None: all raw
+
+
+def rollups_last_day(*, workspace: Workspace) -> date | None:
+    """The latest local day the workspace's rollups hold a row for (days without activity have
+    none), or None when never built."""
+    return DailyRollup.objects.filter(workspace=workspace).aggregate(d=Max("day"))["d"]
+
+
+def _rollups(workspace: Workspace, membership: Membership | None) -> QuerySet[DailyRollup]:
+    """Rollup rows a viewer may see: a staff member's are those of their store's contacts, the
+    same rule ``contacts_visible`` applies (rollups are grouped by the contact's owning store)."""
+    qs = DailyRollup.objects.filter(workspace=workspace)
+    if membership is not None and membership.role == Role.STAFF:
+        store_id = commerce_queries.store_id_for_user(workspace=workspace, user=membership.user)
+        qs = qs.filter(store_id=store_id) if store_id else qs.none()
+    return qs
+
+
+def _rollup_series(
+    workspace: Workspace, membership: Membership | None, first_day: date, last_day: date
+) -> DailySeries:
+    """``daily_series`` summed from the rollup rows: one ``GROUP BY day, source_channel``."""
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    index = {d: i for i, d in enumerate(days)}
+    by_channel: dict[str, list[int]] = {}
+    orders, revenue = [0] * len(days), [ZERO] * len(days)
+    rows = (
+        _rollups(workspace, membership)
+        .filter(day__gte=first_day, day__lte=last_day)
+        .values("day", "source_channel")
+        .annotate(n=Sum("new_contacts"), o=Sum("orders"), gmv=Sum("gmv"), refunds=Sum("refunds"))
+        .order_by("day", "source_channel")
+    )
+    for row in rows:
+        i = index[row["day"]]
+        if row["n"]:
+            by_channel.setdefault(row["source_channel"], [0] * len(days))[i] += row["n"]
+        orders[i] += row["o"] or 0
+        revenue[i] += (row["gmv"] or ZERO) - (row["refunds"] or ZERO)
+    return DailySeries(
+        days=days,
+        new_contacts_by_channel=by_channel,
+        orders=orders,
+        revenue=[r.quantize(Decimal("0.01")) for r in revenue],
+    )
+
+
+def _concat(head: DailySeries, tail: DailySeries) -> DailySeries:
+    channels = sorted(set(head.new_contacts_by_channel) | set(tail.new_contacts_by_channel))
+    return DailySeries(
+        days=head.days + tail.days,
+        new_contacts_by_channel={
+            ch: head.new_contacts_by_channel.get(ch, [0] * len(head.days))
+            + tail.new_contacts_by_channel.get(ch, [0] * len(tail.days))
+            for ch in channels
+        },
+        orders=head.orders + tail.orders,
+        revenue=head.revenue + tail.revenue,
+    )
+
+
+def _period(
+    workspace: Workspace,
+    membership: Membership | None,
+    series: DailySeries,
+    first_day: date,
+    last_day: date,
+) -> PeriodKpis:
+    """A period's additive figures summed from the daily series; purchasers from raw orders."""
+    picked = [i for i, d in enumerate(series.days) if first_day <= d <= last_day]
+    purchasers, repeaters = repeat_purchase(
+        workspace=workspace,
+        membership=membership,
+        window=days_window(workspace, first_day, last_day),
+    )
+    return PeriodKpis(
+        new_contacts=sum(
+            counts[i] for counts in series.new_contacts_by_channel.values() for i in picked
+        ),
+        purchasers=purchasers,
+        orders=sum(series.orders[i] for i in picked),
+        revenue=sum((series.revenue[i] for i in picked), ZERO),
+        repeat_purchasers=repeaters,
+    )
+
+
+def home_dashboard(
+    *, workspace: Workspace, membership: Membership | None = None, today: date
+) -> HomeDashboard:
+    """Everything the home page shows: 90 daily points, 30-vs-30 cards and the pool cards."""
+    first_day = today - timedelta(days=89)
+    last_rollup = rollups_last_day(workspace=workspace)
+    # Rollups answer completed days they cover; today is still changing, so it reads raw rows.
+    through = min(last_rollup, today - timedelta(days=1)) if last_rollup else None
+    if through is None or through < first_day:
+        through = None
+        series = daily_series(
+            workspace=workspace, membership=membership, first_day=first_day, last_day=today
+        )
+    else:
+        series = _concat(
+            _rollup_series(workspace, membership, first_day, through),
+            daily_series(
+                workspace=workspace,
+                membership=membership,
+                first_day=through + timedelta(days=1),
+                last_day=today,
+            ),
+        )
+    purchasers, repeaters = repeat_purchase(workspace=workspace, membership=membership)
+    return HomeDashboard(
+        pool_size=pool_size(workspace=workspace, membership=membership),
+        current=_period(workspace, membership, series, today - timedelta(days=29), today),
+        previous=_period(
+            workspace,
+            membership,
+            series,
+            today - timedelta(days=59),
+            today - timedelta(days=30),
+        ),
+        series=series,
+        purchasers=purchasers,
+        repeaters=repeaters,
+        rollups_through=through,
     )

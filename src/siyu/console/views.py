@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import plotly
@@ -34,27 +33,21 @@ CONTACTS_PER_PAGE = 25
 @console_view()
 def home(request: HttpRequest) -> HttpResponse:
     ws, membership = request.workspace, request.membership
-    today = analytics.workspace_today(ws)
-    current = analytics.days_window(ws, today - timedelta(days=29), today)
-    previous = analytics.days_window(ws, today - timedelta(days=59), today - timedelta(days=30))
-    series = analytics.daily_series(
-        workspace=ws, membership=membership, first_day=today - timedelta(days=89), last_day=today
+    # Completed days come from the daily rollups, today and un-rolled days from the raw tables.
+    board = analytics.home_dashboard(
+        workspace=ws, membership=membership, today=analytics.workspace_today(ws)
     )
-    purchasers, repeaters = analytics.repeat_purchase(workspace=ws, membership=membership)
     return render(
         request,
         "console/home.html",
         {
-            "pool_size": analytics.pool_size(workspace=ws, membership=membership),
-            "cards": dashboard.kpi_cards(
-                analytics.period_kpis(workspace=ws, membership=membership, window=current),
-                analytics.period_kpis(workspace=ws, membership=membership, window=previous),
-            ),
-            "purchasers": purchasers,
-            "repeaters": repeaters,
-            "repeat_rate": repeaters / purchasers if purchasers else None,
-            "new_contacts_figure": dashboard.new_contacts_figure(series),
-            "orders_figure": dashboard.orders_figure(series),
+            "pool_size": board.pool_size,
+            "cards": dashboard.kpi_cards(board.current, board.previous),
+            "purchasers": board.purchasers,
+            "repeaters": board.repeaters,
+            "repeat_rate": board.repeaters / board.purchasers if board.purchasers else None,
+            "new_contacts_figure": dashboard.new_contacts_figure(board.series),
+            "orders_figure": dashboard.orders_figure(board.series),
         },
     )
 

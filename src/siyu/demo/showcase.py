@@ -1,6 +1,6 @@
 """After the data: what an operations team would already have set up, so that every console
-page of the demo opens on real numbers — layers computed, the CLV model fitted, and a few
-segments the fruit-chain case talks about."""
+page of the demo opens on real numbers — daily rollups backfilled, layers computed, the CLV
+model fitted, and a few segments the fruit-chain case talks about."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import date
 
 from django.db import connection
 
+from siyu.analytics import services as analytics_services
 from siyu.audiences import services as audience_services
 from siyu.audiences.layers_services import layers_refresh
 from siyu.audiences.models import SegmentSchedule
@@ -18,22 +19,42 @@ from siyu.tenancy.models import Workspace
 
 #: Segments an operator of the fruit chain would save first (name, rule).
 SEGMENTS: tuple[tuple[str, dict], ...] = (
-    ("车厘子季高价值客 (cherry lovers)", {"all": [
-        {"orders": {"sku": ["FF-CHERRY", "FF-GIFT-CHERRY"], "count": {"gte": 1}}},
-        {"orders": {"sum": {"gte": 500}}},
-    ]}),
-    ("复购客 30 天未购 (repeat buyers gone quiet)", {"all": [
-        {"orders": {"count": {"gte": 2}}},
-        {"orders": {"last_at": {"older_than_days": 30}}},
-    ]}),
-    ("流失风险高价值 (valuable, at risk)", {"all": [
-        {"score": {"churn_band": ["high", "medium"]}},
-        {"orders": {"sum": {"gte": 300}}},
-    ]}),
-    ("企微好友未下单 (WeCom friends without an order)", {"all": [
-        {"has_identity": "wecom_external_userid"},
-        {"orders": {"count": {"eq": 0}}},
-    ]}),
+    (
+        "车厘子季高价值客 (cherry lovers)",
+        {
+            "all": [
+                {"orders": {"sku": ["FF-CHERRY", "FF-GIFT-CHERRY"], "count": {"gte": 1}}},
+                {"orders": {"sum": {"gte": 500}}},
+            ]
+        },
+    ),
+    (
+        "复购客 30 天未购 (repeat buyers gone quiet)",
+        {
+            "all": [
+                {"orders": {"count": {"gte": 2}}},
+                {"orders": {"last_at": {"older_than_days": 30}}},
+            ]
+        },
+    ),
+    (
+        "流失风险高价值 (valuable, at risk)",
+        {
+            "all": [
+                {"score": {"churn_band": ["high", "medium"]}},
+                {"orders": {"sum": {"gte": 300}}},
+            ]
+        },
+    ),
+    (
+        "企微好友未下单 (WeCom friends without an order)",
+        {
+            "all": [
+                {"has_identity": "wecom_external_userid"},
+                {"orders": {"count": {"eq": 0}}},
+            ]
+        },
+    ),
 )
 
 
@@ -51,16 +72,25 @@ def analyze_tables() -> None:
         cursor.execute("ANALYZE")
 
 
-def prepare_showcase(*, workspace: Workspace, today: date | None = None, progress: Progress | None = None) -> Showcase:
+def prepare_showcase(
+    *, workspace: Workspace, today: date | None = None, progress: Progress | None = None
+) -> Showcase:
     progress = progress or NoProgress()
-    progress.start("Statistics, layers, CLV model, segments", 4)
+    progress.start("Statistics, rollups, layers, CLV model, segments", 5)
     analyze_tables()
+    progress.advance()
+    # The dashboard and the metrics pages read the daily rollups.
+    analytics_services.rollups_backfill(workspace=workspace)
     progress.advance()
     layered = layers_refresh(workspace=workspace)
     progress.advance()
     fit = insight_services.fit_workspace(workspace=workspace, today=today)
     progress.advance()
     for name, rule in SEGMENTS:
-        audience_services.segment_save(workspace=workspace, name=name, rule=rule, refresh_every=SegmentSchedule.DAILY)
+        audience_services.segment_save(
+            workspace=workspace, name=name, rule=rule, refresh_every=SegmentSchedule.DAILY
+        )
     progress.advance()
-    return Showcase(segments=len(SEGMENTS), fit_status=fit.status, layered_contacts=layered.contacts)
+    return Showcase(
+        segments=len(SEGMENTS), fit_status=fit.status, layered_contacts=layered.contacts
+    )
