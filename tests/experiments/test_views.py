@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from siyu.experiments import services
+from siyu.experiments import services, stats
 from siyu.experiments.models import Experiment, ExperimentAssignment
 from tests import factories
 
@@ -41,12 +41,29 @@ def test_create_start_and_results_page(client, ws):
 
     created = client.post("/experiments/new/", _form(seg.id))
     exp = Experiment.objects.get(workspace=ws)
+    # The salt is random per experiment; with 8 members a group can come out nearly empty, which
+    # is a different verdict. Pick a salt that gives both groups at least two of these ids.
+    ids = [c.id for c in members]
+    salt = next(
+        f"t{i}"
+        for i in range(100)
+        if min(list(stats.assign_variants(f"t{i}", ids, exp.variants)).count(k) for k in ("A", "B"))
+        >= 2
+    )
+    Experiment.objects.filter(id=exp.id).update(salt=salt)
     started = client.post(f"/experiments/{exp.id}/start/")
     html = client.get(f"/experiments/{exp.id}/").content.decode()
     listing = client.get("/experiments/").content.decode()
 
     assert created.status_code == 302 and started.status_code == 302
     assert ExperimentAssignment.objects.filter(experiment=exp).count() == 8
+    assert (
+        min(
+            ExperimentAssignment.objects.filter(experiment=exp, variant=key).count()
+            for key in ("A", "B")
+        )
+        >= 2
+    )
     figure = json.loads(
         re.search(
             r'<script id="figure-conversion" type="application/json">(.*?)</script>', html, re.S
