@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import numpy as np
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from siyu.commerce.models import Order, OrderItem, Product, Staff, Store
 from siyu.contacts.models import Contact
@@ -156,3 +157,9 @@ def message_template(ws: Workspace, kind: str = "console", body: str = "Hi {{nic
     from siyu.messaging.services import template_save
 
     return template_save(workspace=ws, name=kw.pop("name", f"tpl-{next(_seq)}"), channel_kind=kind, body=body, **kw)
+
+
+def api_client(workspace: Workspace) -> Client:
+    """A test client authenticated with a fresh API key of ``workspace``."""
+    _, raw = tenancy_services.api_key_create(workspace=workspace, name="integration")
+    return Client(headers={"Authorization": f"Bearer {raw}"})

@@ -2,11 +2,9 @@
 each key seeing only its own workspace."""
 
 import pytest
-from django.test import Client
 
 from siyu.experiments import stats
 from siyu.experiments.models import Experiment, ExperimentAssignment
-from siyu.tenancy.services import api_key_create
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -14,17 +12,12 @@ pytestmark = pytest.mark.django_db
 AB = [{"key": "A", "weight": 50}, {"key": "B", "weight": 50}]
 
 
-def _client(workspace) -> Client:
-    _, raw = api_key_create(workspace=workspace, name="experiments")
-    return Client(headers={"Authorization": f"Bearer {raw}"})
-
-
 def _post(client, url, body=None):
     return client.post(url, body or {}, content_type="application/json")
 
 
 def test_create_start_results_and_variant(ws):
-    api = _client(ws)
+    api = factories.api_client(ws)
     members = factories.contacts_many(ws, 10)
     seg = factories.segment_with(ws, members)
 
@@ -56,7 +49,7 @@ def test_weights_not_summing_to_100_name_the_path(ws):
     seg = factories.segment_with(ws, [])
 
     response = _post(
-        _client(ws),
+        factories.api_client(ws),
         "/api/v1/experiments",
         {
             "name": "Bad",
@@ -76,11 +69,11 @@ def test_weights_not_summing_to_100_name_the_path(ws):
 
 def test_other_workspace_segment_and_experiment_are_not_found(ws, other_ws):
     foreign_seg = factories.segment_with(other_ws, factories.contacts_many(other_ws, 2))
-    theirs = _client(other_ws)
+    theirs = factories.api_client(other_ws)
     exp_id = _post(
         theirs, "/api/v1/experiments", {"name": "T", "segment_id": foreign_seg.id, "variants": AB}
     ).json()["id"]
-    mine = _client(ws)
+    mine = factories.api_client(ws)
 
     create = _post(
         mine, "/api/v1/experiments", {"name": "M", "segment_id": foreign_seg.id, "variants": AB}
@@ -95,7 +88,7 @@ def test_other_workspace_segment_and_experiment_are_not_found(ws, other_ws):
 
 
 def test_unassigned_contact_is_404(ws):
-    api = _client(ws)
+    api = factories.api_client(ws)
     seg = factories.segment_with(ws, [])
     exp_id = _post(
         api, "/api/v1/experiments", {"name": "E", "segment_id": seg.id, "variants": AB}

@@ -9,27 +9,11 @@ from django.test import Client
 from siyu.commerce.models import ChannelSpend
 from siyu.insights import services
 from siyu.insights.models import ContactScore, ModelFit
-from siyu.tenancy.services import api_key_create
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-
-
-def _client(workspace) -> Client:
-    _, raw = api_key_create(workspace=workspace, name="insights")
-    return Client(headers={"Authorization": f"Bearer {raw}"})
-
-
-@pytest.fixture
-def api(ws) -> Client:
-    return _client(ws)
-
-
-@pytest.fixture
-def other_api(other_ws) -> Client:
-    return _client(other_ws)
 
 
 def _put(client: Client, body):

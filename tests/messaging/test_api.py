@@ -5,7 +5,6 @@ import time
 from datetime import UTC, datetime
 from datetime import time as time_of_day
 
-import pytest
 from django.test import Client, override_settings
 
 from siyu.messaging import services
@@ -13,17 +12,10 @@ from siyu.messaging.channels.base import signed_headers
 from siyu.messaging.models import Message
 from siyu.messaging.tasks import dispatch_outbox
 from siyu.scheduler.jobs import JOBS
-from siyu.tenancy.services import api_key_create
 from tests import factories
 
 NOON = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
 SECRET = "receipt-secret"
-
-
-@pytest.fixture
-def api(ws) -> Client:
-    _, raw = api_key_create(workspace=ws, name="integration")
-    return Client(headers={"Authorization": f"Bearer {raw}"})
 
 
 def sent_message(ws) -> Message:
