@@ -608,6 +608,14 @@ def tag_delete(request: HttpRequest, tag_id: int) -> HttpResponse:
     return _tag_write(request, write)
 
 
+def _problem_lines(problems: list) -> list[str]:
+    """The first lines of an uploaded list that named nobody, as the operator reads them."""
+    return [
+        PROBLEM_MESSAGES[(p.column, p.reason)] % {"line": p.line, "value": p.shown}
+        for p in problems[:MAX_PROBLEMS_SHOWN]
+    ]
+
+
 def _read_list(upload: Any) -> tuple[str, list[str]]:
     """(column, values) from an uploaded one-column CSV whose first line names the column.
     Excel in China saves GBK, so that is tried when the file is not UTF-8."""
@@ -645,10 +653,7 @@ def tag_upload(request: HttpRequest) -> HttpResponse:
     report = {
         "tag": tag,
         "tagged": tagged,
-        "problems": [
-            PROBLEM_MESSAGES[(p.column, p.reason)] % {"line": p.line, "value": p.shown}
-            for p in problems[:MAX_PROBLEMS_SHOWN]
-        ],
+        "problems": _problem_lines(problems),
         "more": max(0, len(problems) - MAX_PROBLEMS_SHOWN),
         "problem_count": len(problems),
     }
@@ -731,14 +736,10 @@ def segment_upload(request: HttpRequest) -> HttpResponse:
             },
             status=422,
         )
-    shown = [
-        PROBLEM_MESSAGES[(p.column, p.reason)] % {"line": p.line, "value": p.shown}
-        for p in problems[:MAX_PROBLEMS_SHOWN]
-    ]
     note = _("已从名单建立人群「%(name)s」：%(n)d 位客户，%(bad)d 行未能识别。") % {
         "name": segment.name,
         "n": segment.size,
         "bad": len(problems),
     }
-    messages.success(request, " ".join([note, *shown]))
+    messages.success(request, " ".join([note, *_problem_lines(problems)]))
     return redirect("console:audiences:segment", segment_id=segment.id)
