@@ -2,7 +2,7 @@
 over the real protocol; failures recorded, retried with backoff, then failed with the reason."""
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email import message_from_string, policy
 
 import pytest
@@ -12,20 +12,7 @@ from siyu.messaging import services
 from siyu.messaging.models import Message
 from tests import factories
 from tests.messaging.fakes import FakeWebhook
-
-NOON = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai, outside quiet hours
-
-
-def queue(ws, template, channel, contacts, prefix="campaign:1", now=NOON, **kw):
-    return services.messages_queue(
-        workspace=ws,
-        template=template,
-        channel=channel,
-        contact_ids=[c.id for c in contacts],
-        idempotency_prefix=prefix,
-        now=now,
-        **kw,
-    )
+from tests.messaging.helpers import NOON, queue
 
 
 def dispatch(now=NOON, worker="w1"):

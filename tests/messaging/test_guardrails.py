@@ -10,22 +10,10 @@ from siyu.contacts.services import consent_set
 from siyu.messaging import queries, services
 from siyu.messaging.models import Message
 from tests import factories
+from tests.messaging.helpers import NOON, queue
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
-NOON = datetime(2026, 3, 2, 12, 0, tzinfo=SHANGHAI)
-
-
-def queue(ws, template, channel, contacts, prefix="campaign:1", now=NOON, **kw):
-    return services.messages_queue(
-        workspace=ws,
-        template=template,
-        channel=channel,
-        contact_ids=[c.id for c in contacts],
-        idempotency_prefix=prefix,
-        now=now,
-        **kw,
-    )
 
 
 def console(ws):
