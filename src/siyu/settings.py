@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "siyu.messaging",
     "siyu.scheduler",
     "siyu.experiments",
+    "siyu.journeys",
+    "siyu.inbox",
     "siyu.console",
 ]
 
