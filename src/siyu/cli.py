@@ -186,7 +186,7 @@ def apikey_revoke(data_dir, slug, key_id) -> None:
 
 @main.command("import")
 @data_dir_option
-@click.argument("entity", type=click.Choice(["contacts", "orders", "events", "products", "stores", "staff"]))
+@click.argument("entity", type=click.Choice(["contacts", "orders", "events", "products", "stores", "staff", "spend"]))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--workspace", "slug", required=True)
 @click.option("--encoding", default=None, help="Force a file encoding (e.g. gbk); detected otherwise.")
@@ -228,8 +228,10 @@ def demo(data_dir, contacts, seed, serve, host, port, rebuild) -> None:
 
     existing = Workspace.objects.filter(slug="demo").first()
     if existing and rebuild:
+        from siyu.demo.build import demo_delete
+
         with console.status("Deleting the old demo workspace…"):
-            existing.delete()
+            demo_delete(workspace=existing)
         existing = None
     if existing is None:
         ws = services.workspace_create(slug="demo", name="鲜果时光 FreshFruit (demo)")

@@ -208,7 +208,7 @@ def test_missing_required_csv_columns_are_listed(ws, tmp_path):
         (
             "customers",
             "x.csv",
-            "unknown entity 'customers'; choose one of contacts, events, orders, products, stores, staff",
+            "unknown entity 'customers'; choose one of contacts, events, orders, products, stores, staff, spend",
         ),
         ("orders", "x.xlsx", "x.xlsx: expected a .csv or .jsonl file"),
     ],

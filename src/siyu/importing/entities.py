@@ -4,23 +4,28 @@ events and orders are written set-at-a-time (COPY on PostgreSQL, see ``siyu.bulk
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from django.db import DatabaseError, transaction
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from siyu.commerce import services as commerce_services
 from siyu.commerce.schemas import OrderIn, ProductIn, StaffIn, StoreIn
 from siyu.contacts import queries as contact_queries
 from siyu.contacts import services as contact_services
 from siyu.contacts.identities import normalise_identity
-from siyu.contacts.models import Consent, Contact
+from siyu.contacts.models import Consent, Contact, SourceChannel
 from siyu.contacts.schemas import ContactIn
+from siyu.errors import ValidationFailed
 from siyu.events import services as event_services
 from siyu.events.schemas import EventIn
 from siyu.ingest import BatchResult, RowError
+from siyu.schemas import Money, StrictModel
 from siyu.tenancy.models import Workspace
 
 Writer = Callable[[Workspace, list[Any]], tuple[BatchResult, list[RowError]]]
@@ -74,6 +79,43 @@ _CONTACT_FIELDS = (
 )
 
 
+def _create_new_contacts(
+    workspace: Workspace,
+    items: list[ContactIn],
+    keys: list[set[tuple[str, str, str]]],
+    known_keys: set[tuple[str, str, str]],
+) -> set[int]:
+    """Creates, in bulk, the items that are certainly new contacts and returns their positions.
+
+    New means: none of its identities is stored, none is shared with another item of the batch
+    or named there as a referrer, and it names no referrer itself — so no merge and no lookup
+    depends on the order rows are written in, and the result is what ``contacts_upsert`` would
+    store one by one (a new contact costs three statements per batch instead of several per row)."""
+    seen: dict[tuple[str, str, str], int] = {}
+    for item_keys in keys:
+        for key in item_keys:
+            seen[key] = seen.get(key, 0) + 1
+    for item in items:
+        if item.referred_by is not None:
+            ref = item.referred_by
+            seen[normalise_identity(ref.kind, ref.value, ref.app_id).key] = 2
+    new = [
+        j
+        for j, (item, item_keys) in enumerate(zip(items, keys, strict=True))
+        if item.referred_by is None
+        and not item_keys & known_keys
+        and all(seen[key] == 1 for key in item_keys)
+    ]
+    if not new:
+        return set()
+    try:
+        with transaction.atomic():
+            contact_services.contacts_create(workspace=workspace, items=[items[j] for j in new])
+    except DatabaseError:
+        return set()  # an identity stored meanwhile by another writer: upsert them one by one
+    return set(new)
+
+
 def _write_contacts(
     workspace: Workspace, items: list[ContactIn]
 ) -> tuple[BatchResult, list[RowError]]:
@@ -95,6 +137,11 @@ def _write_contacts(
         ],
     )
     known_keys = set(owners)
+    result = BatchResult()
+    created = _create_new_contacts(workspace, good, keys, known_keys)
+    result.created += len(created)
+    good = [item for j, item in enumerate(good) if j not in created]
+    keys = [item_keys for j, item_keys in enumerate(keys) if j not in created]
     ids = set(owners.values())
     before = {
         row[0]: row[1:]
@@ -107,10 +154,8 @@ def _write_contacts(
         workspace=workspace, contact_id__in=ids
     ).values_list("contact_id", "channel", "status"):
         consents.setdefault(contact_id, {})[channel] = status
-    result = BatchResult()
-    for item, item_keys, upserted in zip(
-        good, keys, contact_services.contacts_upsert(workspace=workspace, items=good), strict=True
-    ):
+    upserted_all = contact_services.contacts_upsert(workspace=workspace, items=good) if good else []
+    for item, item_keys, upserted in zip(good, keys, upserted_all, strict=True):
         contact = upserted.contact
         snapshot = tuple(getattr(contact, f) for f in _CONTACT_FIELDS)
         old_consent = consents.get(contact.id, {})
@@ -128,6 +173,56 @@ def _write_contacts(
             result.unchanged += 1
         before[contact.id], consents[contact.id] = snapshot, new_consent
         known_keys |= item_keys
+    return result, errors
+
+
+_YEAR_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
+def _month(value: Any) -> Any:
+    """``2026-03`` is the month; a full date stands for its month, as in the API."""
+    if isinstance(value, str) and _YEAR_MONTH.fullmatch(value.strip()):
+        return f"{value.strip()}-01"
+    return value
+
+
+class SpendIn(StrictModel):
+    """One row of a spend file: what a source channel (optionally one campaign) cost in a month."""
+
+    channel: SourceChannel
+    campaign: str = Field(default="", max_length=100)
+    month: Annotated[date, BeforeValidator(_month)]
+    amount: Money
+    note: str = Field(default="", max_length=200)
+
+
+def _spend_key(item: SpendIn) -> str:
+    """What a spend entry is the amount of: its channel, campaign (if any) and month."""
+    parts = (item.channel.value, item.campaign, f"{item.month:%Y-%m}")
+    return "/".join(p for p in parts if p)
+
+
+def _write_spend(workspace: Workspace, items: list[SpendIn]) -> tuple[BatchResult, list[RowError]]:
+    """``channel_spends_set`` refuses a batch with any bad entry; the entries it names are
+    reported and the rest written, so a spend file keeps its good rows like any other import."""
+    entries = [{**item.model_dump(), "channel": item.channel.value} for item in items]
+    try:
+        return commerce_services.channel_spends_set(workspace=workspace, entries=entries), []
+    except ValidationFailed as exc:
+        found = getattr(exc, "errors", None)
+        if not found:
+            raise
+    errors = []
+    for error in found:
+        index, _, path = error["path"].partition(".")
+        errors.append(RowError(int(index), path, error["message"]))
+    refused = {e.index for e in errors}
+    good = [entry for i, entry in enumerate(entries) if i not in refused]
+    result = (
+        commerce_services.channel_spends_set(workspace=workspace, entries=good)
+        if good
+        else BatchResult()
+    )
     return result, errors
 
 
@@ -160,6 +255,12 @@ ENTITIES: dict[str, Entity] = {
         StaffIn,
         lambda item: [("code", item.code)],
         _upserter(commerce_services.staff_upsert),
+    ),
+    "spend": Entity(
+        "spend",
+        SpendIn,
+        lambda item: [("month", _spend_key(item))],
+        _write_spend,
     ),
 }
 
@@ -206,18 +307,24 @@ class SeenIds:
 
     def first_lines(self, keys: list[str]) -> list[int]:
         """Line each key was first accepted on, 0 where never."""
-        hashes = self._hashes(keys)
-        found = np.zeros(len(keys), dtype=np.int64)
+        return self.first_lines_hashed(self._hashes(keys)).tolist()
+
+    def first_lines_hashed(self, hashes: np.ndarray) -> np.ndarray:
+        """As ``first_lines``, for keys already hashed with ``hash()``."""
+        found = np.zeros(len(hashes), dtype=np.int64)
         for run_hashes, run_lines in self._runs:
             pos = np.minimum(np.searchsorted(run_hashes, hashes), len(run_hashes) - 1)
             hit = (run_hashes[pos] == hashes) & (found == 0)
             found[hit] = run_lines[pos[hit]]
-        return found.tolist()
+        return found
 
     def add(self, keys: list[str], lines: list[int]) -> None:
-        if not keys:
+        if keys:
+            self.add_hashed(self._hashes(keys), np.asarray(lines, dtype=np.int64))
+
+    def add_hashed(self, hashes: np.ndarray, lines: np.ndarray) -> None:
+        if not len(hashes):
             return
-        hashes = self._hashes(keys)
         order = np.argsort(hashes, kind="stable")
         self._runs.append((hashes[order], np.asarray(lines, dtype=np.int64)[order]))
         while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):

@@ -101,10 +101,10 @@ def csv_header(text: io.TextIOWrapper, path: Path) -> list[str]:
     return [h.strip() for h in header]
 
 
-def csv_records(text: io.TextIOWrapper, header: list[str], path: Path) -> Iterator[Record]:
-    """Continues after the header. With multi-line quoted cells a record's line is where it starts."""
+def csv_rows(text: io.TextIOWrapper, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line the record starts on, its cells) for each non-blank record after the header. With
+    multi-line quoted cells a record's line is where it starts."""
     reader = csv.reader(text)
-    width = len(header)
     last = 1
     while True:
         try:
@@ -118,17 +118,24 @@ def csv_records(text: io.TextIOWrapper, header: list[str], path: Path) -> Iterat
         line, last = last + 1, 1 + reader.line_num
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue
-        if len(cells) > width:
-            yield Record(
-                line, cells, None, f"row has {len(cells)} cells but the header has {width}"
-            )
-            continue
-        # Empty cells are "not given"; Excel drops trailing ones, so a short row is fine too.
-        yield Record(
-            line,
-            cells,
-            {header[i]: value for i, cell in enumerate(cells) if (value := cell.strip())},
+        yield line, cells
+
+
+def csv_record(line: int, cells: list[str], header: list[str]) -> Record:
+    if len(cells) > len(header):
+        return Record(
+            line, cells, None, f"row has {len(cells)} cells but the header has {len(header)}"
         )
+    # Empty cells are "not given"; Excel drops trailing ones, so a short row is fine too.
+    return Record(
+        line, cells, {header[i]: value for i, cell in enumerate(cells) if (value := cell.strip())}
+    )
+
+
+def csv_records(text: io.TextIOWrapper, header: list[str], path: Path) -> Iterator[Record]:
+    """Continues after the header."""
+    for line, cells in csv_rows(text, path):
+        yield csv_record(line, cells, header)
 
 
 def jsonl_records(text: io.TextIOWrapper) -> Iterator[Record]:

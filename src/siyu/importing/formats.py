@@ -270,6 +270,7 @@ PRODUCT_COLUMNS = (
 )
 STORE_COLUMNS = ("code", "name", "city", "region", "opened_at", "is_active")
 STAFF_COLUMNS = ("code", "name", "store_code", "wecom_userid", "is_manager", "is_active")
+SPEND_COLUMNS = ("channel", "campaign", "month", "amount", "note")
 
 
 def _flat(
@@ -316,6 +317,9 @@ CSV_FORMATS: dict[str, CsvFormat] = {
     ),
     "stores": CsvFormat(STORE_COLUMNS, (("code",), ("name",)), _flat(STORE_COLUMNS)),
     "staff": CsvFormat(STAFF_COLUMNS, (("code",), ("name",)), _flat(STAFF_COLUMNS)),
+    "spend": CsvFormat(
+        SPEND_COLUMNS, (("channel",), ("month",), ("amount",)), _flat(SPEND_COLUMNS)
+    ),
 }
 
 
