@@ -151,3 +151,96 @@ def test_the_scheduler_runs_the_dispatch_task_every_ten_seconds(ws):
     assert [job.every_seconds for job in JOBS if job.name == "messaging.dispatch_outbox"] == [10]
     assert dispatch_outbox.enqueue().return_value == 1
     assert Message.objects.get().status == "sent"
+
+
+# --- the content library over the API -----------------------------------------------------------
+
+
+def test_create_list_and_publish_templates_over_the_api(ws, api):
+    tea = factories.product(ws, name="冷泡茶", sku="TEA-1", price="29.00")
+    store = factories.store(ws)
+
+    created = api.post(
+        "/api/v1/templates",
+        {
+            "name": "复购",
+            "channel_kind": "webhook",
+            "body": "{{nickname}}，{{product}} 用券 {{coupon}}",
+            "scene": "repurchase",
+            "lifecycle_stage": "repeat",
+            "product_id": tea.id,
+            "miniprogram_appid": "wx1234567890abcdef",
+            "miniprogram_path": "pages/item",
+        },
+        content_type="application/json",
+    )
+    api.post(
+        "/api/v1/templates",
+        {"name": "门店", "channel_kind": "console", "body": "x", "store_id": store.id},
+        content_type="application/json",
+    )
+    template_id = created.json()["id"]
+    published = api.post(f"/api/v1/templates/{template_id}/publish")
+    listed = api.get("/api/v1/templates?scene=repurchase&status=published")
+    hq_only = api.get("/api/v1/templates?owner=hq")
+
+    assert created.status_code == 200, created.content
+    assert (created.json()["status"], created.json()["attachments"]) == (
+        "draft",
+        {
+            "product": {"id": tea.id, "sku": "TEA-1", "name": "冷泡茶", "price": "29.00"},
+            "miniprogram": {"appid": "wx1234567890abcdef", "path": "pages/item"},
+        },
+    )
+    assert published.json()["status"] == "published"
+    assert [t["id"] for t in listed.json()] == [template_id]
+    assert [t["name"] for t in hq_only.json()] == ["复购"]
+
+
+def test_a_bad_template_answers_422_naming_the_field_and_saves_nothing(ws, api):
+    answer = api.post(
+        "/api/v1/templates",
+        {"name": "t", "channel_kind": "sms", "body": "{{product}} 到了"},
+        content_type="application/json",
+    )
+
+    assert answer.status_code == 422
+    assert (answer.json()["code"], answer.json()["path"]) == ("product_missing", "product")
+    assert api.get("/api/v1/templates").json() == []
+
+
+def test_another_workspaces_template_and_product_are_not_found(ws, other_ws, api):
+    theirs = factories.message_template(other_ws, "console", body="x")
+
+    publish = api.post(f"/api/v1/templates/{theirs.id}/publish")
+    with_product = api.post(
+        "/api/v1/templates",
+        {
+            "name": "t",
+            "channel_kind": "console",
+            "body": "x",
+            "product_id": factories.product(other_ws).id,
+        },
+        content_type="application/json",
+    )
+
+    assert (publish.status_code, with_product.status_code) == (404, 404)
+    theirs.refresh_from_db()
+    assert theirs.status == "draft"
+
+
+def test_messages_over_the_api_carry_their_journey_and_step(ws, api):
+    services.messages_queue(
+        workspace=ws,
+        template=factories.message_template(ws, "console", body="x"),
+        channel=factories.channel(ws, "console"),
+        contact_ids=[factories.contact(ws).id],
+        idempotency_prefix="journey:4:step:a",
+        now=NOON,
+        journey_id=4,
+        journey_step="a",
+    )
+
+    [row] = api.get("/api/v1/messages").json()
+
+    assert (row["journey_id"], row["journey_step"]) == (4, "a")

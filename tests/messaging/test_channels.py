@@ -58,6 +58,7 @@ def test_webhook_posts_a_signed_message_with_its_idempotency_key(ws, webhook):
         "contact_id": alice.id,
         "subject": "",
         "body": "Hello Alice",
+        "attachments": {},
     }
     assert Message.objects.get().provider_message_id == f"wh-{key}"
 
@@ -214,7 +215,8 @@ def test_unknown_template_variable_is_refused_naming_the_known_ones(ws):
 
     assert refused.value.code == "unknown_variable"
     assert refused.value.message == (
-        "Unknown variable {{nick_name}} in the body; use one of {{city}}, {{member_no}}, {{name}}, {{nickname}}, {{store}}."
+        "Unknown variable {{nick_name}} in the body; use one of {{city}}, {{coupon}}, {{link}}, "
+        "{{member_no}}, {{name}}, {{nickname}}, {{product}}, {{store}}."
     )
 
 

@@ -3,10 +3,10 @@ the worst moment — the receiver has taken a message and the worker has not yet
 After a restart (two workers at once) every message reaches the receiver, whose dedupe by
 Idempotency-Key counts each exactly once, and the outbox holds each row sent exactly once.
 
-The message in flight at the kill is sent again after its lease, with the same
-Idempotency-Key: the receiver sees it twice and keeps it once. Each outcome commits right after
-its send, so at most one message per killed worker is repeated; the rest of its claimed batch
-is simply claimed again."""
+The messages sent since the worker last recorded its outcomes (they are recorded in chunks, one
+commit per chunk) are sent again after its lease, with the same Idempotency-Key: the receiver
+sees each twice and keeps it once. At most one chunk — here at most the claimed batch of 50 —
+is repeated; the rest of the claimed batch is simply claimed again."""
 
 import json
 import os
@@ -108,8 +108,9 @@ def test_a_worker_killed_mid_send_loses_and_duplicates_nothing(crash_env):
     assert set(receiver.keys) == set(outbox["sent_keys"])
     assert receiver.bad_signatures == 0
     resent = [key for key, count in receiver.keys.items() if count > 1]
-    assert len(resent) == 1  # the one sent but not yet recorded when the worker died
-    assert receiver.keys[resent[0]] == 2
+    # Those sent but not yet recorded when the worker died: its last chunk, each sent twice.
+    assert 1 <= len(resent) <= 50
+    assert {receiver.keys[key] for key in resent} == {2}
     assert 1 <= outbox["attempted_twice"] <= 50  # the killed worker's claimed batch, no more
     print(
         f"killed after {at_kill} of {N}; resent {len(resent)}, reclaimed {outbox['attempted_twice']}"

@@ -25,5 +25,6 @@ urlpatterns = [
     path("analytics/explore/", include("siyu.analytics.explore_urls")),
     path("analytics/metrics/", include("siyu.analytics.metrics_urls")),
     path("experiments/", include("siyu.experiments.urls")),
+    path("messaging/", include("siyu.messaging.urls")),
     path("assets/plotly.min.js", views.plotly_js, name="plotly_js"),
 ]

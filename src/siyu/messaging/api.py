@@ -1,6 +1,7 @@
-"""Messaging over the API: the outbox list and its suppression counts (API key), and the
-delivery-receipt callback for providers, which carries no API key but the channel's HMAC
-signature instead."""
+"""Messaging over the API: the content library (templates: list, create or update, publish),
+the outbox list and its suppression counts (API key), and the delivery-receipt callback for
+providers, which carries no API key but the channel's HMAC signature instead. An API key acts
+as HQ: it sees and writes every template of its workspace."""
 
 from __future__ import annotations
 
@@ -11,12 +12,119 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
 from siyu.api.common import ErrorOut, local_time
-from siyu.errors import DomainError
-from siyu.messaging import queries, services
+from siyu.commerce.models import Product, Store
+from siyu.errors import DomainError, NotFound
+from siyu.messaging import library_queries, queries, services
 from siyu.messaging.channels import adapter_for
-from siyu.messaging.models import MessageStatus
+from siyu.messaging.models import MessageStatus, MessageTemplate
 
 router = Router()
+
+
+class TemplateIn(Schema):
+    name: str
+    channel_kind: str
+    body: str
+    subject: str = ""
+    scene: str = ""
+    lifecycle_stage: str = ""
+    product_id: int | None = None
+    miniprogram_appid: str = ""
+    miniprogram_path: str = ""
+    image_url: str = ""
+    store_id: int | None = None
+
+
+class TemplateOut(Schema):
+    id: int
+    name: str
+    channel_kind: str
+    subject: str
+    body: str
+    scene: str
+    lifecycle_stage: str
+    status: str
+    store_id: int | None
+    product_id: int | None
+    attachments: dict
+    published_at: datetime | None
+    updated_at: datetime
+
+
+class TemplateFilter(Schema):
+    scene: str = ""
+    lifecycle_stage: str = ""
+    channel_kind: str = ""
+    status: str = ""
+    owner: str = ""
+
+
+def _template_out(template: MessageTemplate) -> dict:
+    workspace = template.workspace
+    return {
+        "id": template.id,
+        "name": template.name,
+        "channel_kind": template.channel_kind,
+        "subject": template.subject,
+        "body": template.body,
+        "scene": template.scene,
+        "lifecycle_stage": template.lifecycle_stage,
+        "status": template.status,
+        "store_id": template.store_id,
+        "product_id": template.product_id,
+        "attachments": library_queries.attachments_of(template) or {},
+        "published_at": local_time(template.published_at, workspace),
+        "updated_at": local_time(template.updated_at, workspace),
+    }
+
+
+@router.get("/templates", response={200: list[TemplateOut]})
+def list_templates(request: HttpRequest, filters: Query[TemplateFilter]):
+    """The content library, newest edit first; filter by scene, lifecycle_stage, channel_kind,
+    status (draft, published) and owner ("hq", "store" or a store id)."""
+    rows = library_queries.templates_list(workspace=request.workspace, **filters.dict())
+    return [_template_out(t) for t in rows]
+
+
+@router.post("/templates", response={200: TemplateOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut})
+def save_template(request: HttpRequest, payload: TemplateIn):
+    """Creates the template named ``name`` or updates it (a new one is a draft). Unknown
+    ``{{variables}}``, {{product}} without ``product_id``, a bad mini-program appid or image
+    URL answer 422 naming the field. ``store_id`` null makes it an HQ template."""
+    ws = request.workspace
+    product = store = None
+    if payload.product_id is not None:
+        product = Product.objects.filter(workspace=ws, id=payload.product_id).first()
+        if product is None:
+            raise NotFound(
+                "product_not_found", f"No product {payload.product_id}.", path="product_id"
+            )
+    if payload.store_id is not None:
+        store = Store.objects.filter(workspace=ws, id=payload.store_id).first()
+        if store is None:
+            raise NotFound("store_not_found", f"No store {payload.store_id}.", path="store_id")
+    template = services.template_save(
+        workspace=ws,
+        name=payload.name,
+        channel_kind=payload.channel_kind,
+        body=payload.body,
+        subject=payload.subject,
+        scene=payload.scene,
+        lifecycle_stage=payload.lifecycle_stage,
+        product=product,
+        miniprogram_appid=payload.miniprogram_appid,
+        miniprogram_path=payload.miniprogram_path,
+        image_url=payload.image_url,
+        store=store,
+    )
+    return _template_out(template)
+
+
+@router.post("/templates/{template_id}/publish", response={200: TemplateOut, 404: ErrorOut})
+def publish_template(request: HttpRequest, template_id: int):
+    """Publishes the template: an HQ template becomes visible to every store."""
+    template = library_queries.template_get(workspace=request.workspace, template_id=template_id)
+    return _template_out(services.template_publish(workspace=request.workspace, template=template))
 
 
 class MessageOut(Schema):
@@ -34,6 +142,8 @@ class MessageOut(Schema):
     next_attempt_at: datetime | None
     sent_at: datetime | None
     delivered_at: datetime | None
+    journey_id: int | None
+    journey_step: str
 
 
 class MessageFilter(Schema):
@@ -73,6 +183,8 @@ def list_messages(request: HttpRequest, filters: Query[MessageFilter]):
             "next_attempt_at": local_time(m.next_attempt_at, workspace),
             "sent_at": local_time(m.sent_at, workspace),
             "delivered_at": local_time(m.delivered_at, workspace),
+            "journey_id": m.journey_id,
+            "journey_step": m.journey_step,
         }
         for m in rows
     ]

@@ -6,13 +6,18 @@ and each workspace's guardrails (frequency caps, quiet hours, a global daily cap
 from __future__ import annotations
 
 from datetime import time
+from functools import cache
 
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from siyu.audiences.models import LifecycleStage
+from siyu.commerce.models import Product, Store
 from siyu.contacts.models import Contact
-from siyu.tenancy.models import WorkspaceScoped
+from siyu.tenancy.models import Workspace, WorkspaceScoped
 
 
 class ChannelKind(models.TextChoices):
@@ -49,23 +54,90 @@ class ChannelConfig(WorkspaceScoped):
         return self.name
 
 
+class TemplateScene(models.TextChoices):
+    """The usual occasions of a private-domain routine; a template may also name its own."""
+
+    WELCOME = "welcome", _("欢迎")
+    MORNING = "morning", _("早安")
+    GOODNIGHT = "goodnight", _("晚安")
+    MEMBER_DAY = "member_day", _("会员日")
+    REPURCHASE = "repurchase", _("复购提醒")
+    BIRTHDAY = "birthday", _("生日")
+    WINBACK = "winback", _("流失召回")
+    NEW_PRODUCT = "new_product", _("上新")
+
+
+class TemplateStatus(models.TextChoices):
+    DRAFT = "draft", _("草稿")
+    PUBLISHED = "published", _("已发布")
+
+
+@cache
+def media_storage() -> FileSystemStorage:
+    """Uploaded template images live in the data dir's ``media`` folder, next to the embedded
+    database: one place to back up. They are served by the console (login and workspace
+    checked), never from a public folder."""
+    return FileSystemStorage(location=settings.DATA_DIR / "media")
+
+
+def _template_image_path(instance: MessageTemplate, filename: str) -> str:
+    return f"templates/{instance.workspace_id}/{filename}"
+
+
 class MessageTemplate(WorkspaceScoped):
-    """Subject and body with ``{{variable}}`` placeholders, checked against the known variables
-    when saved so that a typo fails in the editor rather than in a customer's inbox."""
+    """One item of the content library (内容库): subject and body with ``{{variable}}``
+    placeholders, checked when saved so that a typo fails in the editor rather than in a
+    customer's inbox, and the attachments that travel with it (a product card, a mini-program
+    page, an image).
+
+    ``store`` empty means an HQ item (made by owners and operators, for every store); a store's
+    own item names the store. Stores see published HQ items and their own, and never edit HQ's:
+    HQ prepares the material, store managers post it."""
 
     name = models.CharField(max_length=100)
     channel_kind = models.CharField(max_length=16, choices=ChannelKind.choices)
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField()
+    scene = models.CharField(
+        max_length=32, blank=True, help_text="a TemplateScene value or the brand's own word"
+    )
+    lifecycle_stage = models.CharField(max_length=16, choices=LifecycleStage.choices, blank=True)
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    miniprogram_appid = models.CharField(max_length=64, blank=True)
+    miniprogram_path = models.CharField(max_length=500, blank=True)
+    image = models.FileField(
+        storage=media_storage, upload_to=_template_image_path, max_length=300, blank=True
+    )
+    image_url = models.URLField(max_length=500, blank=True)
+    status = models.CharField(
+        max_length=12, choices=TemplateStatus.choices, default=TemplateStatus.DRAFT
+    )
+    store = models.ForeignKey(
+        Store, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="template_unique_name")
         ]
+        indexes = [
+            models.Index(fields=["workspace", "status", "store"], name="template_library"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def scene_label(self) -> str:
+        return str(dict(TemplateScene.choices).get(self.scene, self.scene))
+
+    @property
+    def is_hq(self) -> bool:
+        return self.store_id is None
 
 
 class MessageStatus(models.TextChoices):
@@ -111,13 +183,36 @@ class Message(WorkspaceScoped):
     campaign is a no-op; it also travels to the provider so that a resend after a crash is
     recognised there. ``scheduled_at`` is when it is meant to go out (after quiet hours): the
     caps count messages by that day. ``locked_by``/``locked_until`` are a claim's lease: a row
-    left in ``sending`` past its lease belongs to a dead worker and is claimed again."""
+    left in ``sending`` past its lease belongs to a dead worker and is claimed again.
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
-    channel = models.ForeignKey(ChannelConfig, on_delete=models.PROTECT, related_name="messages")
+    Built for a million rows per campaign: the foreign keys carry no database constraint (a
+    deferred check per key per row cost more than the insert itself; the outbox is written only
+    by ``messages_queue``, which takes its contacts from the contacts table, and deletions still
+    cascade through Django), and only the indexes that a query needs, partial where the rows
+    they serve are few (due, leased, with a provider id, of a journey)."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    channel = models.ForeignKey(
+        ChannelConfig,
+        on_delete=models.PROTECT,
+        related_name="messages",
+        db_constraint=False,
+        db_index=False,
+    )
     channel_kind = models.CharField(max_length=16, choices=ChannelKind.choices)
     template = models.ForeignKey(
-        MessageTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        MessageTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     idempotency_key = models.CharField(max_length=200)
     subject = models.CharField(max_length=200, blank=True)
@@ -142,6 +237,10 @@ class Message(WorkspaceScoped):
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
+    # Which journey and step queued it, for per-step measurement. A plain number, not a foreign
+    # key: messaging sits below journeys and must not know its models.
+    journey_id = models.PositiveBigIntegerField(null=True, blank=True)
+    journey_step = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [
@@ -154,15 +253,30 @@ class Message(WorkspaceScoped):
             ),
         ]
         indexes = [
-            # The dispatcher's claim: due queued rows, and sending rows whose lease ran out.
-            models.Index(fields=["status", "next_attempt_at"], name="message_due"),
-            models.Index(fields=["status", "locked_until"], name="message_lease"),
+            # The dispatcher's claim: due queued rows in order, and sending rows whose lease ran
+            # out. Partial, so sent and suppressed rows cost these indexes nothing.
             models.Index(
-                fields=["workspace", "contact", "channel_kind", "scheduled_at"], name="message_cap"
+                fields=["next_attempt_at", "id"],
+                name="message_due",
+                condition=Q(status="queued"),
             ),
+            models.Index(
+                fields=["locked_until"], name="message_lease", condition=Q(status="sending")
+            ),
+            # The caps' and the global cap's day and week windows.
             models.Index(fields=["workspace", "scheduled_at"], name="message_day"),
+            # The outbox list and its counts per status.
             models.Index(fields=["workspace", "status", "id"], name="message_list"),
-            models.Index(fields=["workspace", "provider_message_id"], name="message_provider_id"),
+            models.Index(
+                fields=["workspace", "provider_message_id"],
+                name="message_provider_id",
+                condition=~Q(provider_message_id=""),
+            ),
+            models.Index(
+                fields=["workspace", "journey_id", "journey_step", "status"],
+                name="message_journey",
+                condition=Q(journey_id__isnull=False),
+            ),
         ]
 
 

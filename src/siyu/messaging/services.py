@@ -14,12 +14,13 @@ idempotency key, which the provider (webhook receiver, SMS gateway out_id, e-mai
 uses to drop the repeat. The outbox itself never holds two rows for one key.
 
 The raw SQL below is composed only of table names from model ``_meta``, status and reason
-constants, and the template variables' SQL (names checked against ``rendering.VARIABLES``);
-every value a user gives travels as a parameter.
+constants, and the contact variables' column expressions (``rendering.CONTACT_VARIABLES``);
+every value a user gives — template text, audience-wide variables — travels as a parameter.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -28,6 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -45,9 +47,10 @@ from siyu.contacts.models import (
     IdentityKind,
 )
 from siyu.errors import NotFound, ValidationFailed
-from siyu.messaging import guardrails, queries, rendering
+from siyu.messaging import guardrails, library_queries, queries, rendering
 from siyu.messaging.channels import ADAPTERS, adapter_for
 from siyu.messaging.channels.base import ChannelAdapter, Outbound, ProviderResult
+from siyu.messaging.library_services import template_publish, template_save
 from siyu.messaging.models import (
     COUNTED_STATUSES,
     OUT_STATUSES,
@@ -60,12 +63,19 @@ from siyu.messaging.models import (
     SuppressReason,
 )
 from siyu.tenancy.models import Workspace
+from siyu.tenancy.services import audit_record
+
+__all__ = ["template_publish", "template_save"]  # the content library's writes, re-exported
 
 #: A message is tried at most this many times, then it fails with its last error.
 MAX_ATTEMPTS = 5
 #: Wait before attempt 2, 3, 4, 5.
 BACKOFF_SECONDS = (30, 120, 600, 1800)
 LEASE_SECONDS = 120
+#: Outcomes are recorded together, this many at a time or after RECORD_SECONDS: one commit per
+#: chunk rather than per message. A killed worker's unrecorded chunk is resent (same keys).
+RECORD_EVERY = 200
+RECORD_SECONDS = 1.0
 
 REQUIRED_SETTINGS = {
     ChannelKind.CONSOLE: (),
@@ -140,30 +150,6 @@ def channel_create(
 
 
 @transaction.atomic
-def template_save(
-    *, workspace: Workspace, name: str, channel_kind: str, body: str, subject: str = ""
-) -> MessageTemplate:
-    """Creates or updates the template named ``name``; unknown ``{{variables}}`` are refused
-    here, with the list of those that exist."""
-    if channel_kind not in ADAPTERS:
-        raise ValidationFailed(
-            "unknown_channel_kind", f"Unknown channel kind {channel_kind!r}.", path="channel_kind"
-        )
-    if not body.strip():
-        raise ValidationFailed("empty_body", "A template needs a body.", path="body")
-    template, _ = MessageTemplate.objects.update_or_create(
-        workspace=workspace,
-        name=name,
-        defaults={
-            "channel_kind": channel_kind,
-            "subject": rendering.normalise(subject, field="subject"),
-            "body": rendering.normalise(body, field="body"),
-        },
-    )
-    return template
-
-
-@transaction.atomic
 def cap_settings_set(
     *,
     workspace: Workspace,
@@ -235,10 +221,21 @@ def messages_queue(
     now: datetime,
     daily_cap: int | None = None,
     weekly_cap: int | None = None,
+    variables: dict[str, str] | None = None,
+    journey_id: int | None = None,
+    journey_step: str = "",
 ) -> QueueResult:
     """Puts one message per contact in the outbox with a single INSERT … SELECT, keyed
     "<prefix>:contact:<id>" and skipped on conflict, so queueing the same campaign again is a
-    no-op. ``daily_cap``/``weekly_cap`` override the workspace's caps (a journey's own)."""
+    no-op. ``daily_cap``/``weekly_cap`` override the workspace's caps (a journey's own).
+
+    ``variables`` gives the audience-wide values ({{coupon}}, {{link}}; {{product}} defaults to
+    the attached product's name): every one the template uses must be there. ``journey_id`` and
+    ``journey_step`` are written on every row, so a journey can count its steps' messages.
+
+    The statement joins each contact once to its consent, its address and its cap counts, the
+    last pre-aggregated by contact in one GROUP BY over the cap window; no per-contact
+    subqueries, so a million contacts queue in seconds."""
     if template.workspace_id != workspace.id or channel.workspace_id != workspace.id:
         raise NotFound("not_found", "Template or channel not found in this workspace.")
     if template.channel_kind != channel.kind:
@@ -248,6 +245,16 @@ def messages_queue(
         )
     if not channel.enabled:
         raise ValidationFailed("channel_disabled", f"Channel {channel.name!r} is disabled.")
+    if len(journey_step) > 64:
+        raise ValidationFailed(
+            "bad_journey_step", "journey_step has at most 64 characters.", path="journey_step"
+        )
+    constants = rendering.constants_for(
+        template.subject,
+        template.body,
+        product_name=template.product.name if template.product_id else None,
+        given=variables,
+    )
     caps = queries.cap_settings_for(workspace=workspace)
     zone = ZoneInfo(workspace.time_zone)
     scheduled = (
@@ -256,7 +263,7 @@ def messages_queue(
     day_cap = daily_cap if daily_cap is not None else caps.daily_caps.get(channel.kind)
     week_cap = weekly_cap if weekly_cap is not None else caps.weekly_caps.get(channel.kind)
     day_from, day_to = guardrails.day_window(scheduled, zone)
-    week_from, week_to = guardrails.week_window(scheduled, zone)
+    week_from, _week_to = guardrails.week_window(scheduled, zone)
     counted = ", ".join(f"'{s}'" for s in COUNTED_STATUSES)
     msg = Message._meta.db_table
     global_used = 0
@@ -270,104 +277,185 @@ def messages_queue(
 
     match, match_params = _contact_filter(workspace, contact_ids)
     prefix = f"{idempotency_prefix}:contact:"
-    consent_sql, consent_params = "NULL", []
-    if channel.consent_channel:
-        consent_sql = f"(SELECT k.status FROM {Consent._meta.db_table} k WHERE k.contact_id = c.id AND k.channel = %s)"  # noqa: S608
-        consent_params = [channel.consent_channel]
-    address_sql = _ADDRESS_SQL.get(ADAPTERS[channel.kind].address_kind, "1")
-
-    def cap_count(start: datetime, end: datetime) -> tuple[str, list]:
-        return (
-            f"(SELECT count(*) FROM {msg} m WHERE m.workspace_id = %s AND m.contact_id = c.id "  # noqa: S608
-            f"AND m.channel_kind = %s AND m.status IN ({counted}) AND m.scheduled_at >= %s AND m.scheduled_at < %s)",
-            [workspace.id, channel.kind, _ts(start), _ts(end)],
+    sql = _Sql()
+    ctes: list[str] = []
+    joins: list[str] = []
+    if day_cap is not None or week_cap is not None:
+        # One pass over the cap window (the week holds the day: both end with the same local
+        # day), served by the message_day index; contacts without messages join to nothing.
+        window_from = week_from if week_cap is not None else day_from
+        ctes.append(
+            sql.add(
+                f"capn AS (SELECT m.contact_id, SUM(CASE WHEN m.scheduled_at >= %s THEN 1 ELSE 0 END) AS day_n, "  # noqa: S608
+                f"COUNT(*) AS week_n FROM {msg} m WHERE m.workspace_id = %s AND m.scheduled_at >= %s "
+                f"AND m.scheduled_at < %s AND m.channel_kind = %s AND m.status IN ({counted}) "
+                "GROUP BY m.contact_id)",
+                [_ts(day_from), workspace.id, _ts(window_from), _ts(day_to), channel.kind],
+            )
         )
-
-    day_sql, day_params = cap_count(day_from, day_to) if day_cap is not None else ("0", [])
-    week_sql, week_params = cap_count(week_from, week_to) if week_cap is not None else ("0", [])
-    candidates_sql = (
-        f"SELECT c.id AS contact_id, "  # noqa: S608
-        f"{rendering.render_sql('%s', template.subject)} AS subject, "
-        f"{rendering.render_sql('%s', template.body)} AS body, "
-        f"%s || CAST(c.id AS TEXT) AS ikey, {consent_sql} AS consent, {address_sql} AS has_address, "
-        f"{day_sql} AS day_n, {week_sql} AS week_n "
-        f"FROM {Contact._meta.db_table} c LEFT JOIN {Store._meta.db_table} s ON s.id = c.store_id "
-        f"WHERE c.workspace_id = %s AND c.id {match} AND NOT EXISTS (SELECT 1 FROM {msg} e "
-        f"WHERE e.workspace_id = %s AND e.idempotency_key = %s || CAST(c.id AS TEXT))"
+    subject_sql, subject_params = rendering.render_sql(template.subject, constants)
+    body_sql, body_params = rendering.render_sql(template.body, constants)
+    select = sql.add(
+        f"SELECT c.id AS contact_id, {subject_sql} AS subject, {body_sql} AS body, "
+        "%s || CAST(c.id AS TEXT) AS ikey",
+        [*subject_params, *body_params, prefix],
     )
-    candidates_params = [
-        template.subject,
-        template.body,
-        prefix,
-        *consent_params,
-        *day_params,
-        *week_params,
-        workspace.id,
-        *match_params,
-        workspace.id,
-        prefix,
-    ]
+    if rendering.uses_store(template.subject, template.body):
+        joins.append(f"LEFT JOIN {Store._meta.db_table} s ON s.id = c.store_id")
+    if channel.consent_channel:
+        select += ", k.status AS consent"
+        joins.append(
+            sql.add(
+                f"LEFT JOIN {Consent._meta.db_table} k ON k.contact_id = c.id AND k.channel = %s",
+                [channel.consent_channel],
+            )
+        )
+    else:
+        select += ", NULL AS consent"
+    address_kind = ADAPTERS[channel.kind].address_kind
+    if address_kind == "phone":
+        select += ", CASE WHEN c.phone_enc <> '' THEN 1 ELSE 0 END AS has_address"
+    elif address_kind == "email":
+        select += ", CASE WHEN ea.contact_id IS NULL THEN 0 ELSE 1 END AS has_address"
+        joins.append(
+            sql.add(
+                f"LEFT JOIN (SELECT DISTINCT i.contact_id FROM {Identity._meta.db_table} i "  # noqa: S608
+                f"WHERE i.workspace_id = %s AND i.kind = '{IdentityKind.EMAIL}') ea ON ea.contact_id = c.id",
+                [workspace.id],
+            )
+        )
+    else:
+        select += ", 1 AS has_address"
+    if ctes:
+        select += ", COALESCE(capn.day_n, 0) AS day_n, COALESCE(capn.week_n, 0) AS week_n"
+        joins.append("LEFT JOIN capn ON capn.contact_id = c.id")
+    else:
+        select += ", 0 AS day_n, 0 AS week_n"
+    # A contact queued before under this key is skipped by ON CONFLICT. The statement anti-joins
+    # the outbox up front only when it matters: for the global cap, which counts the new rows in
+    # order, and when this prefix was queued before (a re-queue), where skipping a million rows
+    # in one hash join beats a million conflict probes. Both look only at this prefix's keys (a
+    # range of the unique index); ON CONFLICT stays the guarantee.
+    key_from, key_to = prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    fresh = ""
+    fresh_params: list = []
+    if caps.global_daily_cap is not None or _prefix_used(workspace, key_from, key_to):
+        fresh = (
+            f" AND NOT EXISTS (SELECT 1 FROM {msg} e WHERE e.workspace_id = %s "  # noqa: S608
+            "AND e.idempotency_key >= %s AND e.idempotency_key < %s "
+            "AND e.idempotency_key = %s || CAST(c.id AS TEXT))"
+        )
+        fresh_params = [workspace.id, key_from, key_to, prefix]
+    candidates_sql = f"{select} FROM {Contact._meta.db_table} c {' '.join(joins)} " + sql.add(  # noqa: S608
+        f"WHERE c.workspace_id = %s AND c.id {match}{fresh}",
+        [workspace.id, *match_params, *fresh_params],
+    )
     require = "1 = 1" if channel.require_consent else "1 = 0"
-    judged_sql = (
-        f"SELECT cand.*, CASE "  # noqa: S608
-        f"WHEN consent = '{ConsentStatus.OPTED_OUT}' THEN '{SuppressReason.OPTED_OUT}' "
+    cap_rule = " OR ".join(
+        [
+            *([sql.add("day_n >= %s", [day_cap])] if day_cap is not None else []),
+            *([sql.add("week_n >= %s", [week_cap])] if week_cap is not None else []),
+        ]
+    )
+    reason_sql = (
+        f"CASE WHEN consent = '{ConsentStatus.OPTED_OUT}' THEN '{SuppressReason.OPTED_OUT}' "
         f"WHEN {require} AND (consent IS NULL OR consent <> '{ConsentStatus.GRANTED}') THEN '{SuppressReason.NO_CONSENT}' "
         f"WHEN has_address = 0 THEN '{SuppressReason.NO_ADDRESS}' "
-        f"WHEN day_n >= CAST(%s AS integer) OR week_n >= CAST(%s AS integer) THEN '{SuppressReason.FREQUENCY_CAP}' "
-        f"END AS pre_reason FROM cand"
+        + (f"WHEN {cap_rule} THEN '{SuppressReason.FREQUENCY_CAP}' " if cap_rule else "")
+        + "END"
     )
-    judged_params = [day_cap, week_cap]
-    final_sql = (
-        "SELECT judged.*, CASE WHEN pre_reason IS NOT NULL THEN pre_reason "  # noqa: S608
-        "WHEN CAST(%s AS integer) IS NOT NULL AND %s + SUM(CASE WHEN pre_reason IS NULL THEN 1 ELSE 0 END) "
-        "OVER (ORDER BY contact_id ROWS UNBOUNDED PRECEDING) > CAST(%s AS integer) "
-        f"THEN '{SuppressReason.GLOBAL_DAILY_CAP}' END AS reason FROM judged"
-    )
-    final_params = [caps.global_daily_cap, global_used, caps.global_daily_cap]
+    ctes.append(f"cand AS ({candidates_sql})")
+    ctes.append(f"judged AS (SELECT cand.*, {reason_sql} AS pre_reason FROM cand)")  # noqa: S608
+    if caps.global_daily_cap is not None:
+        # The global cap lets the first contacts (by id) through, up to what is left today.
+        ctes.append(
+            sql.add(
+                "final AS (SELECT judged.*, CASE WHEN pre_reason IS NOT NULL THEN pre_reason "  # noqa: S608
+                "WHEN %s + SUM(CASE WHEN pre_reason IS NULL THEN 1 ELSE 0 END) "
+                "OVER (ORDER BY contact_id ROWS UNBOUNDED PRECEDING) > %s "
+                f"THEN '{SuppressReason.GLOBAL_DAILY_CAP}' END AS reason FROM judged)",
+                [global_used, caps.global_daily_cap],
+            )
+        )
+    else:
+        ctes.append("final AS (SELECT judged.*, pre_reason AS reason FROM judged)")
     insert_sql = (
-        f"WITH cand AS ({candidates_sql}), judged AS ({judged_sql}), final AS ({final_sql}) "  # noqa: S608
+        f"WITH {', '.join(ctes)} "  # noqa: S608
         f"INSERT INTO {msg} (workspace_id, contact_id, channel_id, channel_kind, template_id, idempotency_key, "
         "subject, body, status, suppress_reason, daily_cap, weekly_cap, attempts, next_attempt_at, scheduled_at, "
-        "last_error, provider_message_id, locked_by, queued_at) "
-        f"SELECT %s, contact_id, %s, %s, %s, ikey, subject, body, "
-        f"CASE WHEN reason IS NULL THEN '{MessageStatus.QUEUED}' ELSE '{MessageStatus.SUPPRESSED}' END, "
-        "COALESCE(reason, ''), CAST(%s AS integer), CAST(%s AS integer), 0, %s, %s, '', '', '', %s "
-        "FROM final WHERE 1 = 1 "
-        "ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING status, suppress_reason"
+        "last_error, provider_message_id, locked_by, queued_at, journey_id, journey_step) "
+        + sql.add(
+            "SELECT %s, contact_id, %s, %s, %s, ikey, subject, body, "  # noqa: S608
+            f"CASE WHEN reason IS NULL THEN '{MessageStatus.QUEUED}' ELSE '{MessageStatus.SUPPRESSED}' END, "
+            "COALESCE(reason, ''), CAST(%s AS integer), CAST(%s AS integer), 0, %s, %s, '', '', '', %s, "
+            "CAST(%s AS bigint), %s FROM final WHERE 1 = 1 "
+            "ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING status, suppress_reason",
+            [
+                workspace.id,
+                channel.id,
+                channel.kind,
+                template.id,
+                daily_cap,
+                weekly_cap,
+                _ts(scheduled),
+                _ts(scheduled),
+                _ts(now),
+                journey_id,
+                journey_step,
+            ],
+        )
     )
-    insert_params = [
-        workspace.id,
-        channel.id,
-        channel.kind,
-        template.id,
-        daily_cap,
-        weekly_cap,
-        _ts(scheduled),
-        _ts(scheduled),
-        _ts(now),
-    ]
+    if connection.vendor == "postgresql":
+        # Counted in the database: a million RETURNING rows would cost more than the insert.
+        insert_sql = (
+            f"WITH written AS ({insert_sql}) "  # noqa: S608
+            "SELECT status, suppress_reason, COUNT(*) FROM written GROUP BY status, suppress_reason"
+        )
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT count(*) FROM {Contact._meta.db_table} c WHERE c.workspace_id = %s AND c.id {match}",  # noqa: S608
             [workspace.id, *match_params],
         )
         matched = cursor.fetchone()[0]
-        cursor.execute(
-            insert_sql, [*candidates_params, *judged_params, *final_params, *insert_params]
-        )
-        written = cursor.fetchall()
-
-    result = QueueResult(already_queued=matched - len(written))
-    suppressed: Counter[str] = Counter()
-    for status, reason in written:
-        if status == MessageStatus.SUPPRESSED:
-            suppressed[reason] += 1
-        elif scheduled > now:
-            result.delayed += 1
+        if connection.vendor == "postgresql":
+            # Sorting a million candidates for the joins in memory rather than on disk.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(insert_sql, sql.params)
+        if connection.vendor == "postgresql":
+            written = cursor.fetchall()
         else:
-            result.queued += 1
+            written = list(Counter(cursor.fetchall()).items())
+            written = [(status, reason, n) for (status, reason), n in written]
+
+    result = QueueResult(already_queued=matched - sum(n for _s, _r, n in written))
+    suppressed: Counter[str] = Counter()
+    for status, reason, n in written:
+        if status == MessageStatus.SUPPRESSED:
+            suppressed[reason] += n
+        elif scheduled > now:
+            result.delayed += n
+        else:
+            result.queued += n
     result.suppressed = dict(sorted(suppressed.items()))
     return result
+
+
+def _prefix_used(workspace: Workspace, key_from: str, key_to: str) -> bool:
+    """Whether any key in [key_from, key_to) exists: one probe of the unique index."""
+    return Message.objects.filter(
+        workspace=workspace, idempotency_key__gte=key_from, idempotency_key__lt=key_to
+    ).exists()
+
+
+class _Sql:
+    """Collects parameters in the order their SQL pieces are written into the statement."""
+
+    def __init__(self) -> None:
+        self.params: list = []
+
+    def add(self, text: str, params: Sequence) -> str:
+        self.params.extend(params)
+        return text
 
 
 # --- dispatching ---------------------------------------------------------------------------------
@@ -391,23 +479,32 @@ def worker_name() -> str:
 
 def _claim(*, worker_id: str, limit: int, now: datetime, lease_seconds: int) -> list[int]:
     """Marks up to ``limit`` due rows ``sending`` for this worker and commits at once, so other
-    dispatchers see the claim. Rows left ``sending`` past their lease are due again."""
+    dispatchers see the claim. Rows left ``sending`` past their lease are due first, then queued
+    rows in the order they fell due; each half walks its own partial index, so a claim costs the
+    same with ten or a million rows waiting."""
     msg, chan = Message._meta.db_table, ChannelConfig._meta.db_table
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     true = "true" if connection.vendor == "postgresql" else "1"
-    sql = (
-        f"UPDATE {msg} SET status = '{MessageStatus.SENDING}', locked_by = %s, locked_until = %s, "  # noqa: S608
-        f"attempts = attempts + 1 WHERE id IN (SELECT id FROM {msg} WHERE "
-        f"((status = '{MessageStatus.QUEUED}' AND next_attempt_at <= %s) "
-        f"OR (status = '{MessageStatus.SENDING}' AND locked_until <= %s)) "
-        f"AND channel_id IN (SELECT id FROM {chan} WHERE enabled = {true}) "
-        f"ORDER BY next_attempt_at, id LIMIT %s{skip_locked}) RETURNING id"
-    )
+    until = _ts(now + timedelta(seconds=lease_seconds))
+    claimed: list[int] = []
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            sql, [worker_id, _ts(now + timedelta(seconds=lease_seconds)), _ts(now), _ts(now), limit]
-        )
-        return sorted(row[0] for row in cursor.fetchall())
+        for status, due_column, order in (
+            (MessageStatus.SENDING, "locked_until", "locked_until"),
+            (MessageStatus.QUEUED, "next_attempt_at", "next_attempt_at, id"),
+        ):
+            wanted = limit - len(claimed)
+            if wanted <= 0:
+                break
+            cursor.execute(
+                f"UPDATE {msg} SET status = '{MessageStatus.SENDING}', locked_by = %s, locked_until = %s, "  # noqa: S608
+                f"attempts = attempts + 1 WHERE id IN (SELECT id FROM {msg} WHERE "
+                f"status = '{status}' AND {due_column} <= %s "
+                f"AND channel_id IN (SELECT id FROM {chan} WHERE enabled = {true}) "
+                f"ORDER BY {order} LIMIT %s{skip_locked}) RETURNING id",
+                [worker_id, until, _ts(now), wanted],
+            )
+            claimed.extend(row[0] for row in cursor.fetchall())
+    return sorted(claimed)
 
 
 @dataclass
@@ -431,15 +528,27 @@ def _budget(workspace: Workspace, messages: list[Message], now: datetime) -> _Bu
     day_from, day_to = guardrails.day_window(now, zone)
     week_from, _ = guardrails.week_window(now, zone)
     out = Message.objects.filter(workspace=workspace, status__in=OUT_STATUSES)
-    for row in out.filter(
-        contact_id__in=contact_ids, sent_at__gte=week_from, sent_at__lt=day_to
-    ).values("contact_id", "channel_kind", "sent_at"):
-        key = (row["contact_id"], row["channel_kind"])
-        budget.week[key] += 1
-        if row["sent_at"] >= day_from:
-            budget.day[key] += 1
+    capped = any(
+        m.daily_cap is not None
+        or m.weekly_cap is not None
+        or m.channel_kind in caps.daily_caps
+        or m.channel_kind in caps.weekly_caps
+        for m in messages
+    )
+    if capped:  # an uncapped batch (say, the console's) need not count anything
+        for row in out.filter(
+            contact_id__in=contact_ids, sent_at__gte=week_from, sent_at__lt=day_to
+        ).values("contact_id", "channel_kind", "sent_at"):
+            key = (row["contact_id"], row["channel_kind"])
+            budget.week[key] += 1
+            if row["sent_at"] >= day_from:
+                budget.day[key] += 1
     if caps.global_daily_cap is not None:
-        budget.global_today = out.filter(sent_at__gte=day_from, sent_at__lt=day_to).count()
+        # Bounded by the week of scheduling too, so the message_day index serves it: a message
+        # sent today was scheduled within the week unless its channel was off for longer.
+        budget.global_today = out.filter(
+            scheduled_at__gte=week_from, sent_at__gte=day_from, sent_at__lt=day_to
+        ).count()
     channels = {m.channel.consent_channel for m in messages} - {""}
     for cid, channel, status in Consent.objects.filter(
         workspace=workspace, contact_id__in=contact_ids, channel__in=channels
@@ -486,34 +595,101 @@ def _mine(message: Message, worker_id: str) -> QuerySet[Message]:
     return Message.objects.filter(id=message.id, status=MessageStatus.SENDING, locked_by=worker_id)
 
 
-def _record(message: Message, result: ProviderResult, *, worker_id: str, now: datetime) -> str:
-    unlock = {"locked_by": "", "locked_until": None}
-    with transaction.atomic():
-        if result.ok:
-            _mine(message, worker_id).update(
-                status=MessageStatus.SENT,
-                sent_at=now,
-                provider_message_id=result.provider_message_id[:200],
-                last_error="",
-                **unlock,
-            )
-            return "sent"
-        if result.retryable and message.attempts < MAX_ATTEMPTS:
-            wait = BACKOFF_SECONDS[min(message.attempts, len(BACKOFF_SECONDS)) - 1]
-            _mine(message, worker_id).update(
-                status=MessageStatus.QUEUED,
-                next_attempt_at=now + timedelta(seconds=wait),
-                last_error=result.error,
-                **unlock,
-            )
-            return "retried"
-        error = (
-            result.error
-            if not result.retryable
-            else f"gave up after {message.attempts} attempts: {result.error}"
+_UNLOCK = {"locked_by": "", "locked_until": None}
+
+
+def _record_one(message: Message, result: ProviderResult, *, worker_id: str, now: datetime) -> str:
+    """A retry or a failure (the rare outcomes), inside the caller's transaction."""
+    if result.retryable and message.attempts < MAX_ATTEMPTS:
+        wait = BACKOFF_SECONDS[min(message.attempts, len(BACKOFF_SECONDS)) - 1]
+        _mine(message, worker_id).update(
+            status=MessageStatus.QUEUED,
+            next_attempt_at=now + timedelta(seconds=wait),
+            last_error=result.error,
+            **_UNLOCK,
         )
-        _mine(message, worker_id).update(status=MessageStatus.FAILED, last_error=error, **unlock)
-        return "failed"
+        return "retried"
+    error = (
+        result.error
+        if not result.retryable
+        else f"gave up after {message.attempts} attempts: {result.error}"
+    )
+    _mine(message, worker_id).update(status=MessageStatus.FAILED, last_error=error, **_UNLOCK)
+    return "failed"
+
+
+def _record_sent(sent: list[tuple[int, str]], *, worker_id: str, now: datetime) -> None:
+    """One UPDATE for a chunk of sent messages, each with its provider id, only where this
+    worker still holds the row."""
+    if not sent:
+        return
+    msg = Message._meta.db_table
+    done = (
+        f"status = '{MessageStatus.SENT}', sent_at = %s, provider_message_id = v.pid, "
+        "last_error = '', locked_by = '', locked_until = NULL"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {msg} m SET {done} FROM unnest(%s::bigint[], %s::text[]) AS v(id, pid) "  # noqa: S608
+                f"WHERE m.id = v.id AND m.status = '{MessageStatus.SENDING}' AND m.locked_by = %s",
+                [_ts(now), [i for i, _p in sent], [p[:200] for _i, p in sent], worker_id],
+            )
+        else:
+            cursor.execute(
+                f"UPDATE {msg} SET {done} FROM (SELECT json_extract(value, '$[0]') AS id, "  # noqa: S608
+                "json_extract(value, '$[1]') AS pid FROM json_each(%s)) AS v "
+                f"WHERE {msg}.id = v.id AND {msg}.status = '{MessageStatus.SENDING}' AND {msg}.locked_by = %s",
+                [_ts(now), json.dumps([[i, p[:200]] for i, p in sent]), worker_id],
+            )
+
+
+@dataclass
+class _Outcomes:
+    """Outcomes sent but not yet recorded. They are written together, one transaction per
+    chunk: a worker killed before the chunk commits has those messages sent again after its
+    lease, with the same idempotency keys, so the receiver drops the repeats."""
+
+    worker_id: str
+    now: datetime
+    sent: list[tuple[int, str]] = field(default_factory=list)
+    other: list[tuple[Message, ProviderResult]] = field(default_factory=list)
+    suppressed: list[tuple[Message, str]] = field(default_factory=list)
+    since: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.sent) + len(self.other) + len(self.suppressed)
+
+    def add(self, message: Message, result: ProviderResult) -> None:
+        if self.since is None:
+            self.since = clock.monotonic()
+        if result.ok:
+            self.sent.append((message.id, result.provider_message_id))
+        else:
+            self.other.append((message, result))
+
+    def due(self, every: int) -> bool:
+        return len(self) >= every or (
+            self.since is not None and clock.monotonic() - self.since >= RECORD_SECONDS
+        )
+
+    def flush(self, into: DispatchResult) -> None:
+        if not len(self):
+            return
+        with transaction.atomic():
+            _record_sent(self.sent, worker_id=self.worker_id, now=self.now)
+            for message, result in self.other:
+                outcome = _record_one(message, result, worker_id=self.worker_id, now=self.now)
+                setattr(into, outcome, getattr(into, outcome) + 1)
+            by_reason: dict[str, list[int]] = defaultdict(list)
+            for message, reason in self.suppressed:
+                by_reason[reason].append(message.id)
+            for reason, ids in by_reason.items():
+                Message.objects.filter(
+                    id__in=ids, status=MessageStatus.SENDING, locked_by=self.worker_id
+                ).update(status=MessageStatus.SUPPRESSED, suppress_reason=reason, **_UNLOCK)
+        into.sent += len(self.sent)
+        self.sent, self.other, self.suppressed, self.since = [], [], [], None
 
 
 def _put_back(
@@ -535,19 +711,58 @@ def _put_back(
         ).update(**update)
 
 
+_SEND_FIELDS = (
+    "id",
+    "workspace_id",
+    "contact_id",
+    "channel_id",
+    "channel_kind",
+    "template_id",
+    "idempotency_key",
+    "subject",
+    "body",
+    "attempts",
+    "daily_cap",
+    "weekly_cap",
+)
+
+
+def _load_claimed(ids: list[int]) -> list[Message]:
+    """The claimed rows with only what sending needs, and their few channels, workspaces and
+    templates loaded once each rather than joined to every row."""
+    match, params = in_list(ids)
+    messages = list(
+        Message.objects.extra(where=[f"id {match}"], params=params)  # noqa: S610 (in_list's SQL)
+        .only(*_SEND_FIELDS)
+        .order_by("id")
+    )
+    channels = ChannelConfig.objects.in_bulk({m.channel_id for m in messages})
+    workspaces = Workspace.objects.in_bulk({m.workspace_id for m in messages})
+    templates = MessageTemplate.objects.select_related("product").in_bulk(
+        {m.template_id for m in messages if m.template_id}
+    )
+    for message in messages:
+        message.channel = channels[message.channel_id]
+        message.workspace = workspaces[message.workspace_id]
+        message.template = templates.get(message.template_id)
+    return messages
+
+
 def messages_dispatch(
     *,
     worker_id: str,
-    limit: int = 20,
+    limit: int = 100,
     now: datetime | None = None,
     lease_seconds: int = LEASE_SECONDS,
+    record_every: int = RECORD_EVERY,
 ) -> DispatchResult:
     """Claims up to ``limit`` due messages, re-checks the guardrails, sends them through their
-    channel's adapter (paced to ``rate_per_second``) and records each outcome.
+    channel's adapter (paced to ``rate_per_second``) and records the outcomes.
 
-    Not one transaction, on purpose: the claim commits first and every outcome commits on its
-    own, so a crash loses at most the messages in flight, which the lease brings back. The
-    batch stops sending when its lease is nearly spent and puts the rest back."""
+    Not one transaction, on purpose: the claim commits first and the outcomes commit in chunks
+    of ``record_every`` (or every RECORD_SECONDS), so a crash loses at most one chunk of
+    outcomes, whose messages the lease brings back and resends under the same keys. The batch
+    stops sending when its lease is nearly spent and puts the rest back."""
     now = now or timezone.now()
     deadline = clock.monotonic() + lease_seconds * 0.8
     result = DispatchResult()
@@ -555,13 +770,12 @@ def messages_dispatch(
     result.claimed = len(ids)
     if not ids:
         return result
-    claimed = list(
-        Message.objects.filter(id__in=ids).select_related("channel", "workspace").order_by("id")
-    )
+    claimed = _load_claimed(ids)
     suppressed: Counter[str] = Counter()
     by_workspace: dict[int, list[Message]] = defaultdict(list)
     for message in claimed:
         by_workspace[message.workspace_id].append(message)
+    pending = _Outcomes(worker_id=worker_id, now=now)
     for messages in by_workspace.values():
         workspace = messages[0].workspace
         budget = _budget(workspace, messages, now)
@@ -571,15 +785,9 @@ def messages_dispatch(
         if quiet is not None:
             result.delayed += _put_back(messages, worker_id=worker_id, next_attempt_at=quiet)
             continue
-        over = [m for m in messages if m.attempts > MAX_ATTEMPTS]
-        for message in over:
-            _record(
-                message,
-                ProviderResult.retry("worker stopped mid-send"),
-                worker_id=worker_id,
-                now=now,
-            )
-            result.failed += 1
+        for message in messages:
+            if message.attempts > MAX_ATTEMPTS:
+                pending.add(message, ProviderResult.retry("worker stopped mid-send"))
         messages = [m for m in messages if m.attempts <= MAX_ATTEMPTS]
         addresses: dict[int, str] = {}
         for kind in {ADAPTERS[m.channel.kind].address_kind for m in messages} - {None}:
@@ -591,23 +799,23 @@ def messages_dispatch(
             )
         adapters: dict[int, ChannelAdapter] = {}
         paced_at: dict[int, float] = {}
+        attachments: dict[int, dict | None] = {}
         for index, message in enumerate(messages):
             if clock.monotonic() > deadline:
+                pending.flush(result)
                 result.released += _put_back(messages[index:], worker_id=worker_id)
                 break
             reason = _send_time_reason(message, budget, addresses)
             if reason is not None:
-                with transaction.atomic():
-                    _mine(message, worker_id).update(
-                        status=MessageStatus.SUPPRESSED,
-                        suppress_reason=reason,
-                        locked_by="",
-                        locked_until=None,
-                    )
+                pending.suppressed.append((message, reason))
                 suppressed[reason] += 1
                 continue
             adapter = adapters.setdefault(message.channel_id, adapter_for(message.channel))
             _pace(paced_at, message.channel_id, adapter.rate_per_second)
+            if message.template_id not in attachments:
+                attachments[message.template_id] = (
+                    library_queries.attachments_of(message.template) if message.template else None
+                )
             outbound = Outbound(
                 message_id=message.id,
                 idempotency_key=message.idempotency_key,
@@ -615,14 +823,18 @@ def messages_dispatch(
                 to=addresses.get(message.contact_id, ""),
                 subject=message.subject,
                 body=message.body,
+                attachments=attachments[message.template_id],
             )
-            outcome = _record(message, adapter.send(outbound), worker_id=worker_id, now=now)
-            setattr(result, outcome, getattr(result, outcome) + 1)
-            if outcome == "sent":
+            answer = adapter.send(outbound)
+            pending.add(message, answer)
+            if answer.ok:
                 key = (message.contact_id, message.channel_kind)
                 budget.day[key] += 1
                 budget.week[key] += 1
                 budget.global_today += 1
+            if pending.due(record_every):
+                pending.flush(result)
+    pending.flush(result)
     result.suppressed = dict(suppressed)
     return result
 
@@ -641,7 +853,7 @@ def _pace(paced_at: dict[int, float], channel_id: int, rate_per_second: float) -
 def outbox_drain(
     *,
     worker_id: str,
-    limit: int = 20,
+    limit: int = 100,
     budget_seconds: float = 50.0,
     lease_seconds: int = LEASE_SECONDS,
 ) -> int:
@@ -702,3 +914,17 @@ def message_receipt(
         setattr(message, stamp, at)
     message.save(update_fields=["status", stamp])
     return message
+
+
+# --- exports -------------------------------------------------------------------------------------
+
+
+def outbox_export_record(*, workspace: Workspace, actor: Any, rows: int, filters: dict) -> None:
+    """Every export of the outbox leaves an audit row: who, which filters, how many rows. The
+    bodies carry names, so an export is personal data leaving the system."""
+    audit_record(
+        workspace=workspace,
+        action="outbox.export",
+        actor_user=actor,
+        data={"rows": rows, "filters": filters},
+    )

@@ -37,6 +37,10 @@ class Outbound:
     to: str  # phone or e-mail address; empty for channels that address by contact id
     subject: str
     body: str
+    #: The template's attachments, plain data: {"product": {"id", "sku", "name", "price"},
+    #: "miniprogram": {"appid", "path"}, "image": {"url"} or {"file", "name", "size"}}
+    #: (a file under the data dir's media folder); None without any.
+    attachments: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ class WebhookAdapter(ChannelAdapter):
                 "contact_id": message.contact_id,
                 "subject": message.subject,
                 "body": message.body,
+                "attachments": message.attachments or {},
             },
             ensure_ascii=False,
         ).encode()
