@@ -163,3 +163,21 @@ def api_client(workspace: Workspace) -> Client:
     """A test client authenticated with a fresh API key of ``workspace``."""
     _, raw = tenancy_services.api_key_create(workspace=workspace, name="integration")
     return Client(headers={"Authorization": f"Bearer {raw}"})
+
+
+def staff_login(ws: Workspace, store_obj: Store | None = None, is_manager: bool = False, username: str | None = None):
+    """A staff console login linked to a Staff record of ``store_obj``: returns (user, staff)."""
+    u = member(ws, role="staff", username=username)
+    return u, staff(ws, store_obj, user=u, is_manager=is_manager)
+
+
+def staff_task(ws: Workspace, contact_obj, assignee: Staff | None = None, due_at: datetime | None = None, **kw):
+    """An open task on ``contact_obj`` (store: the assignee's unless given)."""
+    from siyu.inbox.models import StaffTask
+
+    now = datetime.now(UTC)
+    kw.setdefault("store", assignee.store if assignee else None)
+    return StaffTask.objects.create(
+        workspace=ws, contact=contact_obj, assignee=assignee, due_at=due_at or now + timedelta(days=1),
+        kind=kw.pop("kind", "follow_up"), title=kw.pop("title", f"Task {next(_seq)}"), source_kind="manual",
+        idempotency_key=kw.pop("idempotency_key", f"test:{next(_seq)}"), created_at=now, updated_at=now, **kw)

@@ -19,6 +19,7 @@ from siyu.contacts.api import router as contacts_router
 from siyu.errors import DomainError
 from siyu.events.api import router as events_router
 from siyu.experiments.api import router as experiments_router
+from siyu.inbox.api import router as inbox_router
 from siyu.insights.api import router as insights_router
 from siyu.messaging.api import router as messaging_router
 from siyu.tenancy import queries as tenancy_queries
@@ -71,6 +72,7 @@ api.add_router("/v1/", metrics_router, tags=["metrics"])
 api.add_router("/v1/", leaderboards_router, tags=["metrics"])
 api.add_router("/v1/", explore_router, tags=["analytics"])
 api.add_router("/v1/", messaging_router, tags=["messaging"])
+api.add_router("/v1/", inbox_router, tags=["tasks"])
 
 
 def _summary(errors: list[dict[str, str]]) -> str:

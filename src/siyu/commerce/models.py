@@ -34,7 +34,8 @@ class Store(WorkspaceScoped):
 
 class Staff(WorkspaceScoped):
     """A store employee who owns contacts; ``user`` links a console login, which then sees only
-    this store's contacts."""
+    this store's contacts. ``is_manager`` marks the store manager (店长): in the task inbox they
+    see every task of their store, colleagues' overdue ones included, and may reassign them."""
 
     code = models.CharField(max_length=64)
     name = models.CharField(max_length=100)

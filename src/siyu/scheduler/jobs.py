@@ -23,4 +23,5 @@ JOBS: tuple[Job, ...] = (
     Job("messaging.dispatch_outbox", 10, "siyu.messaging.tasks.dispatch_outbox"),
     Job("insights.refit_all_workspaces", 24 * 3600, "siyu.insights.tasks.refit_all_workspaces"),
     Job("analytics.rollups_update_recent", 15 * 60, "siyu.analytics.tasks.rollups_update_recent"),
+    Job("inbox.run_cadences", 3600, "siyu.inbox.tasks.run_cadences"),
 )
