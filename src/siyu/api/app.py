@@ -21,6 +21,7 @@ from siyu.events.api import router as events_router
 from siyu.experiments.api import router as experiments_router
 from siyu.inbox.api import router as inbox_router
 from siyu.insights.api import router as insights_router
+from siyu.journeys.api import router as journeys_router
 from siyu.messaging.api import router as messaging_router
 from siyu.tenancy import queries as tenancy_queries
 from siyu.tenancy import services as tenancy_services
@@ -72,6 +73,7 @@ api.add_router("/v1/", metrics_router, tags=["metrics"])
 api.add_router("/v1/", leaderboards_router, tags=["metrics"])
 api.add_router("/v1/", explore_router, tags=["analytics"])
 api.add_router("/v1/", messaging_router, tags=["messaging"])
+api.add_router("/v1/", journeys_router, tags=["journeys"])
 api.add_router("/v1/", inbox_router, tags=["tasks"])
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import ibis
 from django.db import DatabaseError, connection, models, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from siyu import bulk
@@ -166,12 +167,24 @@ def tag_contacts(
     tag: Tag,
     contact_ids: list[int] | None = None,
     segment: Segment | None = None,
+    contacts: QuerySet[Contact] | None = None,
     source: str = TagSource.MANUAL,
 ) -> int:
-    """Tags the given contacts, or every member of ``segment``; contacts already tagged keep
-    their original source. Returns how many were newly tagged."""
+    """Tags the given contacts (ids, or a queryset for a set too big to list, as a journey's
+    step has), or every member of ``segment``; contacts already tagged keep their original
+    source. Returns how many were newly tagged."""
     _check_same_workspace(workspace, tag, segment)
     now = timezone.now()
+    if contacts is not None:
+        sub_sql, sub_params = (
+            contacts.filter(workspace=workspace).values("id").query.sql_with_params()
+        )
+        sql = (
+            f"INSERT INTO {_q(ContactTag)} (workspace_id, contact_id, tag_id, source, created_at) "  # noqa: S608 - table names from models
+            f"SELECT %s, c.id, %s, %s, %s FROM ({sub_sql}) c "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {_q(ContactTag)} t WHERE t.tag_id = %s AND t.contact_id = c.id)"
+        )
+        return _execute(sql, [workspace.id, tag.id, source, _db_time(now), *sub_params, tag.id])
     if segment is not None:
         sql = (
             f"INSERT INTO {_q(ContactTag)} (workspace_id, contact_id, tag_id, source, created_at) "  # noqa: S608 - table names from models
@@ -199,11 +212,15 @@ def untag_contacts(
     tag: Tag,
     contact_ids: list[int] | None = None,
     segment: Segment | None = None,
+    contacts: QuerySet[Contact] | None = None,
 ) -> int:
-    """Removes the tag from the given contacts or from every member of ``segment``."""
+    """Removes the tag from the given contacts (ids or a queryset) or from every member of
+    ``segment``."""
     _check_same_workspace(workspace, tag, segment)
     rows = ContactTag.objects.filter(workspace=workspace, tag=tag)
-    if segment is not None:
+    if contacts is not None:
+        rows = rows.filter(contact_id__in=contacts.filter(workspace=workspace).values("id"))
+    elif segment is not None:
         rows = rows.filter(
             contact_id__in=SegmentMember.objects.filter(segment=segment).values("contact_id")
         )

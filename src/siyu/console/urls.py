@@ -26,6 +26,7 @@ urlpatterns = [
     path("analytics/metrics/", include("siyu.analytics.metrics_urls")),
     path("experiments/", include("siyu.experiments.urls")),
     path("messaging/", include("siyu.messaging.urls")),
+    path("journeys/", include("siyu.journeys.urls")),
     path("tasks/", include("siyu.inbox.urls")),
     path("assets/plotly.min.js", views.plotly_js, name="plotly_js"),
 ]

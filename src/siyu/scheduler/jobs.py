@@ -21,6 +21,7 @@ class Job:
 JOBS: tuple[Job, ...] = (
     Job("audiences.refresh_due_segments", 60, "siyu.audiences.tasks.refresh_due_segments"),
     Job("messaging.dispatch_outbox", 10, "siyu.messaging.tasks.dispatch_outbox"),
+    Job("journeys.run", 10, "siyu.journeys.tasks.run_journeys"),
     Job("insights.refit_all_workspaces", 24 * 3600, "siyu.insights.tasks.refit_all_workspaces"),
     Job("analytics.rollups_update_recent", 15 * 60, "siyu.analytics.tasks.rollups_update_recent"),
     Job("inbox.run_cadences", 3600, "siyu.inbox.tasks.run_cadences"),
