@@ -93,6 +93,14 @@ def test_a_wider_window_takes_in_the_late_order(ws, people):
     assert [s.reached for s in result.steps] == [5, 3, 3]
 
 
+def test_the_longest_funnel_runs_as_one_flat_statement(ws, people):
+    # 8 steps: each step's table is a CTE used by the next one and by the final pivot, so the
+    # SQL does not nest deeper with every step (SQLite's parser has a depth limit).
+    result = funnels.funnel(spec(ws, steps=STEPS + ["page_view"] * 5, breakdown="store"))
+    assert [s.reached for s in result.steps] == [5, 3, 2, 0, 0, 0, 0, 0]
+    assert sum(r.counts[0] for r in result.breakdown) == 5
+
+
 def test_event_property_filters_narrow_a_step(ws, people):
     factories.event(ws, people["B"], "add_to_cart", at(5, 11), properties={"sku": "X1"})
     both = funnels.funnel(spec(ws, steps=["page_view", {"event": "add_to_cart"}]))

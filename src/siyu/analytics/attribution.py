@@ -61,24 +61,26 @@ def _text(col: ibis.Value) -> StringValue:
 
 def _orders(scope: Scope, window: Window, dimension: str) -> Table:
     """(order_id, contact_id, paid_at, revenue, first, fallback) for the period's orders of
-    visible contacts."""
+    visible contacts. Both sides are narrowed to the columns used before the join: the
+    expression builds and compiles in a fraction of the time a join of two whole tables takes."""
     o = scope.orders()
     o = o.filter(o.paid_at >= utc_cutoff(window.start), o.paid_at < utc_cutoff(window.end))
-    c = scope.contacts()
-    j = o.join(c, o.contact_id == c.id)
     fallback = {
         "channel": ibis.literal("order:") + o.channel,
         "store": _text(o.store_id),
         "staff": _text(o.staff_id),
     }.get(dimension, ibis.literal(""))
-    return j.select(
+    o = o.select(
         order_id=o.id,
         contact_id=o.contact_id,
         paid_at=o.paid_at,
         revenue=o.amount - o.refunded_amount,
-        first=_text(c[_FIRST[dimension]]),
         fallback=fallback,
     )
+    c = scope.contacts()
+    c = c.select(cid=c.id, first=_text(c[_FIRST[dimension]]))
+    j = o.join(c, o.contact_id == c.cid)
+    return j.select("order_id", "contact_id", "paid_at", "revenue", "first", "fallback")
 
 
 def _last_touch(scope: Scope, window: Window, dimension: str, orders: Table) -> Table:

@@ -215,49 +215,54 @@ def reach_expression(spec: FunnelSpec) -> Table:
     """One row per contact entering the funnel: ``contact_id``, ``value`` (the breakdown value)
     and ``t0``..``t{n-1}``, the time each step was reached (NULL if not)."""
     c = spec.scope.contacts()
+    c = c.select(cid=c.id, value=_dimension(c, spec.breakdown))
     first = _occurrences(spec, spec.steps[0], until=utc_cutoff(spec.window.end))
     entry = first.group_by("contact_id").aggregate(t0=first.at.min())
-    entry = entry.join(c, entry.contact_id == c.id).select(
-        entry.contact_id, entry.t0, value=_dimension(c, spec.breakdown)
-    )
-    # Each step's table refers to the previous one and the result joins them all, so Ibis
-    # names each as a CTE: the SQL stays flat however many steps (SQLite's parser has a
-    # nesting limit a chain of subqueries would hit).
+    entry = entry.join(c, entry.contact_id == c.cid).select("contact_id", "t0", "value")
+    # Step k joins only the contacts that reached step k-1 (their table, carrying t0 and the
+    # step k-1 time) to the step's occurrences after that time and within the window, keeping
+    # the earliest. Each step's table is used twice — by the next step and by the final pivot —
+    # so Ibis names it once as a CTE: every step is computed once, over the survivors only
+    # (joining each step back to the entrants instead inlines all earlier steps again: quadratic).
     limit = spec.window_days * DAY
     until = utc_cutoff(spec.window.end + timedelta(days=spec.window_days))
-    # ``view()`` before each join of two tables derived from ``entry``: otherwise Ibis takes a
-    # column of one for the equal column of the other and joins the wrong sides.
-    reached = entry.select(rid=entry.contact_id, start=entry.t0, at=entry.t0).view()
-    result = entry
+    reached = entry.select("contact_id", "t0", at=entry.t0)
+    parts = [entry.select("contact_id", "value", step=ibis.literal(0), at=entry.t0)]
     for k, step in enumerate(spec.steps[1:], start=1):
         occ = _occurrences(spec, step, until=until)
-        j = reached.join(occ, reached.rid == occ.contact_id).select(
-            reached.rid, reached.start, prev_at=reached.at, at=occ.at
+        j = reached.join(
+            occ,
+            [
+                reached.contact_id == occ.contact_id,
+                occ.at > reached.at,
+                epoch(occ.at) - epoch(reached.t0) <= limit,
+            ],
+        ).select(contact_id=reached.contact_id, t0=reached.t0, at=occ.at)
+        reached = j.group_by("contact_id").aggregate(t0=j.t0.min(), at=j.at.min())
+        parts.append(
+            reached.select("contact_id", value=ibis.null(str), step=ibis.literal(k), at=reached.at)
         )
-        j = j.filter(j.at > j.prev_at, epoch(j.at) - epoch(j.start) <= limit)
-        reached = j.group_by("rid", "start").aggregate(at=j.at.min()).view()
-        result = result.left_join(reached, result.contact_id == reached.rid).select(
-            *[result[col] for col in result.columns], **{f"t{k}": reached.at}
-        )
-    return result
+    u = ibis.union(*parts, distinct=False)
+    return u.group_by("contact_id").aggregate(
+        value=u.value.max(),
+        **{f"t{k}": u.at.min(where=u.step == k) for k in range(len(spec.steps))},
+    )
 
 
 def counts_expression(spec: FunnelSpec) -> Table:
     """Contacts reaching each step (``n0``..) per breakdown bucket: the ``top`` values with the
     most entrants, and OTHER for the rest — so 100k campaign names still give top+1 rows."""
-    reach = reach_expression(spec).view()
+    reach = reach_expression(spec)
     counts = {f"n{k}": reach.count(where=reach[f"t{k}"].notnull()) for k in range(len(spec.steps))}
     if spec.breakdown is None:
         # One bucket: no ranking, so the reach table is computed once rather than twice.
         return reach.group_by(bucket=reach.value).aggregate(**counts)
-    sizes = reach.group_by("value").aggregate(entrants=reach.count())
-    ranked = sizes.select(
-        ranked_value=sizes.value,
-        rank=ibis.row_number().over(order_by=[ibis.desc(sizes.entrants), sizes.value]),
-    ).view()
-    j = reach.join(ranked, reach.value == ranked.ranked_value).select(
-        reach, bucket=ibis.ifelse(ranked.rank < spec.top, reach.value, OTHER)
+    # One pass: each entrant knows the size of its bucket (a window count), values rank by it.
+    sized = reach.mutate(entrants=reach.count().over(group_by=reach.value))
+    ranked = sized.mutate(
+        rank=ibis.dense_rank().over(order_by=[ibis.desc(sized.entrants), sized.value])
     )
+    j = ranked.mutate(bucket=ibis.ifelse(ranked["rank"] < spec.top, ranked.value, OTHER))
     return j.group_by("bucket").aggregate(
         **{f"n{k}": j.count(where=j[f"t{k}"].notnull()) for k in range(len(spec.steps))}
     )

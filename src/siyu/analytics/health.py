@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import ibis
 from django.utils.functional import Promise
@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from ibis.expr.types import Table
 
 from siyu.analytics import rollups
+from siyu.analytics.queries import health_snapshot_get
 from siyu.analytics.tables import fetch, table
 from siyu.commerce.models import Order
 from siyu.contacts.models import (
@@ -37,6 +38,9 @@ from siyu.tenancy.models import Membership, Role, Workspace
 #: Channels on which reaching a contact costs nothing per message.
 FREE_CHANNELS = (ConsentChannel.WECOM, ConsentChannel.OFFICIAL_ACCOUNT, ConsentChannel.MINI_PROGRAM)
 ACTIVE_DAYS = 30
+#: Period lengths the 15-minute rollups job snapshots (the metrics page's presets), each for the
+#: period ending today and for the one before it (the trend).
+SNAPSHOT_PERIODS = (7, 30, 90)
 
 HEALTH_REASONS: dict[str, Promise] = {
     "empty_pool": _("期初客户池为空。"),
@@ -149,6 +153,7 @@ class Health:
     subscores: list[SubScore]
     score: float | None
     previous_score: float | None
+    as_of: datetime | None = None  # when read from a snapshot: when it was computed
 
     @property
     def trend(self) -> float | None:
@@ -252,21 +257,49 @@ def _composite(scores: list[tuple[int, float | None]]) -> float | None:
     return sum(w * s for w, s in known) / weight if weight else None
 
 
+def period_counts(
+    *,
+    workspace: Workspace,
+    start: date,
+    end: date,
+    store_id: int | None = None,
+    now: datetime | None = None,
+) -> tuple[dict[str, int], datetime | None]:
+    """``raw_counts`` for the period from its snapshot when there is a usable one (a whole
+    workspace only; a store's view is small enough to count), else counted now. Also returns
+    when the snapshot was computed (None: counted now)."""
+    if store_id is None:
+        snapshot = health_snapshot_get(
+            workspace=workspace, day=end, days=(end - start).days + 1, now=now
+        )
+        if snapshot is not None:
+            return {k: int(v) for k, v in snapshot.counts.items()}, snapshot.computed_at
+    return raw_counts(workspace=workspace, start=start, end=end, store_id=store_id), None
+
+
 def workspace_health(
-    *, workspace: Workspace, start: date, end: date, store_id: int | None = None
+    *,
+    workspace: Workspace,
+    start: date,
+    end: date,
+    store_id: int | None = None,
+    now: datetime | None = None,
 ) -> Health:
     """Sub-scores for ``start``..``end`` and for the same number of days before."""
     days = (end - start).days + 1
-    now = raw_counts(workspace=workspace, start=start, end=end, store_id=store_id)
-    before = raw_counts(
+    now_counts, as_of = period_counts(
+        workspace=workspace, start=start, end=end, store_id=store_id, now=now
+    )
+    before, _at = period_counts(
         workspace=workspace,
         start=start - timedelta(days=days),
         end=start - timedelta(days=1),
         store_id=store_id,
+        now=now,
     )
     subs = []
     for d in SUBSCORES:
-        raw, reason = _raw(d.code, now)
+        raw, reason = _raw(d.code, now_counts)
         praw, _r = _raw(d.code, before)
         subs.append(
             SubScore(
@@ -287,6 +320,7 @@ def workspace_health(
         subscores=subs,
         score=None if composite is None else round(composite, 1),
         previous_score=None if previous is None else round(previous, 1),
+        as_of=as_of,
     )
 
 

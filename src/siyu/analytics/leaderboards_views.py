@@ -18,6 +18,7 @@ from siyu.analytics.leaderboards import Board, Entry
 from siyu.analytics.metrics_views import parse, show
 from siyu.commerce import queries as commerce_queries
 from siyu.console.access import console_view
+from siyu.console.charts import chart_layout
 from siyu.tenancy.models import Role
 
 KIND_NAMES = {"store": gettext_lazy("门店"), "staff": gettext_lazy("导购"), "koc": "KOC"}
@@ -53,6 +54,39 @@ def _row(entry: Entry, columns: tuple) -> dict[str, Any]:
     }
 
 
+def _figure(board: Board, columns: tuple) -> dict[str, Any] | None:
+    """The top N as horizontal bars of the ranking metric, best at the top; None when no
+    entry has a value to draw."""
+    name, unit = next((n, u) for c, n, u in columns if c == board.by)
+    bars = [(e.label, e.figure(board.by).value) for e in board.top]
+    bars = [(label, float(v)) for label, v in bars if v is not None]
+    if not bars:
+        return None
+    scale = 100 if unit == "ratio" else 1
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "y": [label for label, _v in bars],
+                "x": [v * scale for _label, v in bars],
+                "name": str(name),
+                "marker": {"color": "#2f6fed"},
+                "hovertemplate": "%{y}: %{x:,.2f}"
+                + ("%" if unit == "ratio" else "")
+                + "<extra></extra>",
+            }
+        ],
+        "layout": chart_layout(
+            height=max(200, 28 * len(bars) + 60),
+            margin={"l": 140, "r": 24, "t": 8, "b": 32},
+            yaxis={"autorange": "reversed", "type": "category"},
+            xaxis={"title": {"text": str(name) + (" (%)" if unit == "ratio" else "")}},
+            showlegend=False,
+        ),
+    }
+
+
 @console_view()
 def leaderboards_page(request: HttpRequest) -> HttpResponse:
     req, board = _build(request)
@@ -64,6 +98,7 @@ def leaderboards_page(request: HttpRequest) -> HttpResponse:
         "rank_by": [(c, n) for c, n, _u in columns if c in leaderboards.RANK_BY[board.kind]],
         "columns": columns,
         "rows": [_row(e, columns) for e in board.top],
+        "figure": _figure(board, columns),
         "rest": _row(board.rest, columns) if board.rest else None,
         "total": _row(board.total, columns),
         "is_staff": request.membership.role == Role.STAFF,

@@ -31,7 +31,7 @@ from ibis.expr.types import Table
 from siyu.analytics import rollups
 from siyu.analytics.tables import fetch, table
 from siyu.commerce import queries as commerce_queries
-from siyu.commerce.models import Order
+from siyu.commerce.models import Order, OrderItem, Product
 from siyu.contacts.models import (
     Consent,
     ConsentChannel,
@@ -53,7 +53,10 @@ REASONS: dict[str, Promise] = {
     "no_orders": _("期内没有订单，无法计算单价与复购。"),
     "no_spend": _("这段时间没有录入渠道支出。"),
     "zero_spend": _("录入的支出为 0，比值无从计算。"),
-    "spend_not_by_cut": _("支出按渠道录入，不能分摊到门店、人群或导购。"),
+    "spend_not_by_cut": _("支出按渠道录入，不能分摊到门店、人群、导购或品类。"),
+    "category_no_traffic": _("流量（UV）按客户行为记录，不分商品品类，按品类切分时无法计算。"),
+    "category_no_contacts": _("新客与推荐按客户记录，不属于某个品类，按品类切分时无法计算。"),
+    "category_no_opt_outs": _("退订按客户记录，不属于某个品类。"),
     "no_first_orders": _("期内没有首单客户，无法估算购买频次。"),
     "no_organic_new": _("期内没有非推荐带来的新客户，无法计算推荐系数。"),
     "no_new_contacts": _("期内没有新增客户，无法计算获客成本。"),
@@ -61,7 +64,20 @@ REASONS: dict[str, Promise] = {
     "zero_factor": _("某个因子在一期为 0，对数分解需要两期都为正数。"),
 }
 
-CUTS = ("all", "store", "channel", "segment", "staff")
+CUTS = ("all", "store", "channel", "segment", "staff", "category")
+#: The key of the category section for items whose product is unknown or has no category.
+NO_CATEGORY = ""
+#: Metrics a product-category cut cannot give, and why: traffic, new contacts, referrals and
+#: opt-outs belong to contacts, not to the products of an order (docs/metrics.md).
+NOT_BY_CATEGORY: dict[str, str] = {
+    "uv": "category_no_traffic",
+    "conversion": "category_no_traffic",
+    "new_contacts": "category_no_contacts",
+    "referral_new_contacts": "category_no_contacts",
+    "referral_coef": "category_no_contacts",
+    "user_value": "category_no_contacts",
+    "opt_outs": "category_no_opt_outs",
+}
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,7 @@ class Totals:
     uncosted_items: int = 0
     opt_outs: int = 0
     spend: Figure = field(default_factory=lambda: Figure(None, "no_spend"))
+    by_category: bool = False  # restricted to the order items of one product category
 
 
 def _money(value: Any) -> Decimal:
@@ -386,6 +403,102 @@ def staff_contacts(*, workspace: Workspace, staff_id: int) -> Table:
     )
 
 
+def category_totals_expression(
+    *, workspace: Workspace, start: date, end: date, store_id: int | None = None
+) -> Table:
+    """The order measures of ``MEASURES`` per product category over local days ``start``..``end``,
+    restricted to the order items of each category (docs/metrics.md, "Cut by product category").
+
+    An order counts once in every category it has items of. Its paid amount, refunds and
+    discount are shared among its categories in proportion to their items' amounts, so the
+    categories' GMV adds up to the GMV of the orders that have items. A first order is the
+    buyer's first order ever with an item of the category (so 复购率 is repeat buying within the
+    category). Cost is product cost × quantity of the category's items. Traffic, new contacts,
+    referrals and opt-outs belong to contacts and stay 0 here (shown as "—")."""
+    t0 = rollups.day_range(workspace, start, start).start
+    t1 = rollups.day_range(workspace, end, end).end
+    wid = workspace.id
+
+    p = table(Product)
+    p = p.filter(p.workspace_id == wid).select(
+        product_id=p.id, category=p.category, unit_cost=p.cost
+    )
+    i = table(OrderItem)
+    i = i.filter(i.workspace_id == wid).select(
+        order_id=i.order_id, product_id=i.product_id, quantity=i.quantity, amount=i.amount
+    )
+    i = i.left_join(p, "product_id")
+    i = i.select(
+        "order_id",
+        "quantity",
+        "amount",
+        "unit_cost",
+        category=i.category.fill_null(NO_CATEGORY),
+    )
+    per_cat = i.group_by(["order_id", "category"]).aggregate(
+        cat_amount=i.amount.sum(),
+        cost=(i.unit_cost * i.quantity).sum(),
+        uncosted_items=i.order_id.count(where=i.unit_cost.isnull()),
+    )
+    per_order = i.group_by(o_id=i.order_id).aggregate(items_amount=i.amount.sum())
+
+    c = table(Contact)
+    c = c.filter(c.workspace_id == wid)
+    if store_id is not None:
+        c = c.filter(c.store_id == store_id)
+    c = c.select(c_id=c.id, referred=c.referred_by_id.notnull())
+
+    o = table(Order)
+    o = o.filter(o.workspace_id == wid, o.paid_at < t1)
+    o = o.select(
+        order_id=o.id,
+        contact_id=o.contact_id,
+        paid_at=o.paid_at,
+        amount=o.amount,
+        refunded=o.refunded_amount,
+        discount=o.discount_amount,
+    )
+    j = o.join(c, o.contact_id == c.c_id).join(per_cat, "order_id")
+    j = j.join(per_order, j.order_id == per_order.o_id)
+    share = ibis.ifelse(
+        j.items_amount > 0, j.cat_amount.cast("float64") / j.items_amount.cast("float64"), 0.0
+    )
+    j = j.select(
+        "order_id",
+        "contact_id",
+        "paid_at",
+        "category",
+        "cost",
+        "uncosted_items",
+        "referred",
+        gmv=j.amount.cast("float64") * share,
+        refunds=j.refunded.cast("float64") * share,
+        discount=j.discount.cast("float64") * share,
+        first_at=j.paid_at.min().over(group_by=[j.contact_id, j.category]),
+    )
+    j = j.filter(j.paid_at >= t0)
+    zero = ibis.literal(0, type=dt.int64)
+    return (
+        j.group_by("category")
+        .aggregate(
+            new_contacts=zero,
+            referral_new_contacts=zero,
+            uv=zero,
+            purchasers=j.contact_id.nunique(),
+            orders=j.order_id.count(),
+            first_orders=j.contact_id.nunique(where=j.paid_at == j.first_at),
+            gmv=j.gmv.sum(),
+            refunds=j.refunds.sum(),
+            discount=j.discount.sum(),
+            referred_revenue=(j.gmv - j.refunds).sum(where=j.referred).fill_null(0),
+            cost=j.cost.sum().fill_null(0),
+            uncosted_items=j.uncosted_items.sum(),
+            opt_outs=zero,
+        )
+        .order_by("category")
+    )
+
+
 def totals_expression(
     *,
     source: Table,
@@ -449,7 +562,17 @@ class Scope:
 def period_totals(
     *, workspace: Workspace, start: date, end: date, scope: Scope
 ) -> dict[Any, Totals]:
-    """Totals per cut value (key "all" when not cut by store or channel)."""
+    """Totals per cut value (key "all" when not cut by store, channel or category)."""
+    if scope.cut == "category":
+        rows = fetch(
+            category_totals_expression(
+                workspace=workspace, start=start, end=end, store_id=scope.store_id
+            )
+        )
+        no_cut_spend = Figure(None, "spend_not_by_cut")
+        return {
+            row[0]: Totals(**_totals(row[1:]), spend=no_cut_spend, by_category=True) for row in rows
+        }
     by = {"store": "store_id", "channel": "source_channel"}.get(scope.cut)
     source = period_source(workspace=workspace, start=start, end=end, contact_ids=scope.contact_ids)
     expr = totals_expression(
@@ -480,6 +603,13 @@ def period_totals(
 
 
 def evaluate(totals: Totals) -> dict[str, Figure]:
+    if totals.by_category:
+        return {
+            m.code: Figure(None, NOT_BY_CATEGORY[m.code])
+            if m.code in NOT_BY_CATEGORY
+            else m.compute(totals)
+            for m in METRICS
+        }
     return {m.code: m.compute(totals) for m in METRICS}
 
 
@@ -599,8 +729,13 @@ def metrics_report(*, workspace: Workspace, start: date, end: date, scope: Scope
     before = period_totals(workspace=workspace, start=prev[0], end=prev[1], scope=scope)
     sections: dict[Any, list[Row]] = {}
     pairs: dict[Any, tuple[Totals, Totals]] = {}
+    empty = (
+        Totals(spend=Figure(None, "spend_not_by_cut"), by_category=True)
+        if scope.cut == "category"
+        else Totals()
+    )
     for key in list(now) + [k for k in before if k not in now]:
-        t_now, t_before = now.get(key, Totals()), before.get(key, Totals())
+        t_now, t_before = now.get(key, empty), before.get(key, empty)
         pairs[key] = (t_now, t_before)
         f_now, f_before = evaluate(t_now), evaluate(t_before)
         sections[key] = [

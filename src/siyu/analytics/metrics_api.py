@@ -5,7 +5,7 @@ Register with ``api.add_router("/v1/", router, tags=["metrics"])``."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from django.http import HttpRequest
@@ -21,7 +21,7 @@ router = Router()
 class PeriodIn(Schema):
     start: date
     end: date
-    cut: Literal["all", "store", "channel"] = "all"
+    cut: Literal["all", "store", "channel", "category"] = "all"
 
 
 class FigureOut(Schema):
@@ -87,6 +87,7 @@ class HealthOut(Schema):
     end: date
     score: float | None
     previous_score: float | None
+    as_of: datetime | None  # the snapshot's time when read from one; null: counted now
     subscores: list[SubScoreOut]
 
 
@@ -107,7 +108,10 @@ def _check(period: PeriodIn) -> None:
 @router.get("/metrics", response=MetricsOut)
 def metrics_get(request: HttpRequest, period: Query[PeriodIn]) -> dict[str, Any]:
     """Every metric of the tree (money as decimal strings), its definition, the previous period
-    and the change; a missing value carries its reason."""
+    and the change; a missing value carries its reason. ``cut=category`` gives one section per
+    product category ("" = items of no known category); metrics that belong to contacts rather
+    than products (traffic, new contacts, referrals, opt-outs) and spend-based ones carry a
+    reason instead of a value."""
     _check(period)
     report = metrics.metrics_report(
         workspace=request.workspace, start=period.start, end=period.end, scope=Scope(cut=period.cut)
@@ -170,7 +174,8 @@ def decomposition_get(request: HttpRequest, period: Query[PeriodIn]) -> list[dic
 
 @router.get("/health", response=HealthOut)
 def health_get(request: HttpRequest, start: date, end: date) -> dict[str, Any]:
-    """The health score and its sub-scores for the period, with the previous period's."""
+    """The health score and its sub-scores for the period, with the previous period's; read
+    from the 15-minute job's snapshot when there is a usable one (``as_of`` says when)."""
     _check(PeriodIn(start=start, end=end))
     h = health.workspace_health(workspace=request.workspace, start=start, end=end)
     return {
@@ -178,6 +183,7 @@ def health_get(request: HttpRequest, start: date, end: date) -> dict[str, Any]:
         "end": h.end,
         "score": h.score,
         "previous_score": h.previous_score,
+        "as_of": h.as_of,
         "subscores": [
             {
                 "code": s.definition.code,

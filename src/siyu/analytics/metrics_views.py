@@ -154,6 +154,8 @@ def _labels(workspace: Workspace, cut: str) -> dict[Any, str]:
         return labels
     if cut == "channel":
         return {k: str(v) for k, v in SourceChannel.choices}
+    if cut == "category":
+        return {metrics.NO_CATEGORY: _("未分类商品")}
     return {"all": _("全部")}
 
 

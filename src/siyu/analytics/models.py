@@ -43,3 +43,33 @@ class DailyRollup(WorkspaceScoped):
         # One row per cell is kept by construction (a day is deleted and re-inserted whole); a
         # unique constraint cannot say it portably, since store_id is NULL for unowned contacts.
         indexes = [models.Index(fields=["workspace", "day", "store_id"])]
+
+
+class HealthSnapshot(WorkspaceScoped):
+    """The counts behind the health score for the ``days`` local days ending on ``day``, and the
+    home dashboard's pool size, purchasers and repeat purchasers, as of ``computed_at``.
+
+    The counts need distinct contacts over the raw tables (seconds on a large pool), so the
+    15-minute rollups job stores them here and the metrics page, the health API and the home
+    dashboard read them; a period without a usable snapshot is computed on the spot
+    (``health.workspace_health``). A snapshot computed after its period ended is final."""
+
+    day = models.DateField(help_text="last local day of the period")
+    days = models.PositiveSmallIntegerField(help_text="length of the period in days")
+    counts = models.JSONField(help_text="health.raw_counts for the period")
+    # What the home dashboard shows (queries.home_dashboard), as of ``computed_at``.
+    pool_size = models.BigIntegerField(default=0)
+    purchasers_ever = models.BigIntegerField(default=0)
+    repeaters_ever = models.BigIntegerField(default=0, help_text="purchasers with ≥ 2 orders")
+    period_purchasers = models.BigIntegerField(default=0, help_text="buyers in the period")
+    period_repeaters = models.BigIntegerField(
+        default=0, help_text="buyers with ≥ 2 orders in the period"
+    )
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "day", "days"], name="analytics_health_snapshot_unique"
+            )
+        ]

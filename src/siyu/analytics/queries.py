@@ -10,7 +10,9 @@ completed local day they cover and the raw tables only for the rest: today, any 
 have not reached yet, and everything when a workspace was never backfilled. The additive figures
 (new contacts by channel, orders, net revenue) are sums of days, so a 30-day card is the sum of
 its 30 daily points. Distinct purchasers and repeat purchasers over a period are not additive over
-days; they, and the pool size (a ``COUNT``), always come from the raw tables. A rollup day shows
+days; they, and the pool size, come from the health snapshots the 15-minute job writes
+(``HealthSnapshot``, at most 30 minutes old for the running period) and from the raw tables when
+there is none (or for a staff member's store). A rollup day shows
 the figures as of its last rebuild (every 15 minutes for the last 3 days, and refunded days): a
 contact merged away or moved to another store later still counts where it did on older days.
 On SQLite the rollup path is exact to the fen where the raw ``SUM`` of decimals is a float.
@@ -27,7 +29,7 @@ from django.db.models import Count, DecimalField, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from siyu.analytics.models import DailyRollup
+from siyu.analytics.models import DailyRollup, HealthSnapshot
 from siyu.commerce import queries as commerce_queries
 from siyu.commerce.models import Order
 from siyu.contacts.models import Contact
@@ -185,6 +187,37 @@ def daily_series(
     )
 
 
+#: A snapshot of a period that has not ended yet is read while younger than this (the job that
+#: writes it runs every 15 minutes); older, the figures are computed on the spot.
+SNAPSHOT_MAX_AGE = timedelta(minutes=30)
+
+
+def snapshot_final(snapshot: HealthSnapshot, *, workspace: Workspace) -> bool:
+    """Computed after its period's last local day ended: it will not change any more."""
+    return snapshot.computed_at >= days_window(workspace, snapshot.day, snapshot.day).end
+
+
+def snapshot_usable(
+    snapshot: HealthSnapshot, *, workspace: Workspace, now: datetime | None = None
+) -> bool:
+    """Final, or fresh enough."""
+    now = now or timezone.now()
+    return (
+        snapshot_final(snapshot, workspace=workspace)
+        or now - snapshot.computed_at <= SNAPSHOT_MAX_AGE
+    )
+
+
+def health_snapshot_get(
+    *, workspace: Workspace, day: date, days: int, now: datetime | None = None
+) -> HealthSnapshot | None:
+    """The usable snapshot of the ``days`` local days ending on ``day``, if any."""
+    snapshot = HealthSnapshot.objects.filter(workspace=workspace, day=day, days=days).first()
+    if snapshot is None or not snapshot_usable(snapshot, workspace=workspace, now=now):
+        return None
+    return snapshot
+
+
 @dataclass(frozen=True)
 class HomeDashboard:
     pool_size: int
@@ -194,6 +227,7 @@ class HomeDashboard:
     purchasers: int  # over all time
     repeaters: int  # over all time: purchasers with two or more orders
     rollups_through: date | None  # the last day read from the rollups; None: all raw
+    snapshot_at: datetime | None = None  # when the distinct counts' snapshot was computed
 
 
 def rollups_last_day(*, workspace: Workspace) -> date | None:
@@ -261,14 +295,19 @@ def _period(
     series: DailySeries,
     first_day: date,
     last_day: date,
+    snapshot: HealthSnapshot | None = None,
 ) -> PeriodKpis:
-    """A period's additive figures summed from the daily series; purchasers from raw orders."""
+    """A period's additive figures summed from the daily series; purchasers from the period's
+    health snapshot when there is a usable one, else from raw orders."""
     picked = [i for i, d in enumerate(series.days) if first_day <= d <= last_day]
-    purchasers, repeaters = repeat_purchase(
-        workspace=workspace,
-        membership=membership,
-        window=days_window(workspace, first_day, last_day),
-    )
+    if snapshot is not None:
+        purchasers, repeaters = snapshot.period_purchasers, snapshot.period_repeaters
+    else:
+        purchasers, repeaters = repeat_purchase(
+            workspace=workspace,
+            membership=membership,
+            window=days_window(workspace, first_day, last_day),
+        )
     return PeriodKpis(
         new_contacts=sum(
             counts[i] for counts in series.new_contacts_by_channel.values() for i in picked
@@ -281,9 +320,17 @@ def _period(
 
 
 def home_dashboard(
-    *, workspace: Workspace, membership: Membership | None = None, today: date
+    *,
+    workspace: Workspace,
+    membership: Membership | None = None,
+    today: date,
+    now: datetime | None = None,
 ) -> HomeDashboard:
-    """Everything the home page shows: 90 daily points, 30-vs-30 cards and the pool cards."""
+    """Everything the home page shows: 90 daily points, 30-vs-30 cards and the pool cards.
+
+    The distinct counts (pool size, purchasers, repeat purchasers) come from the 30-day health
+    snapshots of the 15-minute job when usable (a whole workspace; at most 30 minutes old for
+    the period still running), else from the raw tables."""
     first_day = today - timedelta(days=89)
     last_rollup = rollups_last_day(workspace=workspace)
     # Rollups answer completed days they cover; today is still changing, so it reads raw rows.
@@ -303,19 +350,35 @@ def home_dashboard(
                 last_day=today,
             ),
         )
-    purchasers, repeaters = repeat_purchase(workspace=workspace, membership=membership)
+    current = previous = None
+    if membership is None or membership.role != Role.STAFF:
+        current = health_snapshot_get(workspace=workspace, day=today, days=30, now=now)
+        previous = health_snapshot_get(
+            workspace=workspace, day=today - timedelta(days=30), days=30, now=now
+        )
+    if current is not None:
+        pool, purchasers, repeaters = (
+            current.pool_size,
+            current.purchasers_ever,
+            current.repeaters_ever,
+        )
+    else:
+        pool = pool_size(workspace=workspace, membership=membership)
+        purchasers, repeaters = repeat_purchase(workspace=workspace, membership=membership)
     return HomeDashboard(
-        pool_size=pool_size(workspace=workspace, membership=membership),
-        current=_period(workspace, membership, series, today - timedelta(days=29), today),
+        pool_size=pool,
+        current=_period(workspace, membership, series, today - timedelta(days=29), today, current),
         previous=_period(
             workspace,
             membership,
             series,
             today - timedelta(days=59),
             today - timedelta(days=30),
+            previous,
         ),
         series=series,
         purchasers=purchasers,
         repeaters=repeaters,
         rollups_through=through,
+        snapshot_at=current.computed_at if current is not None else None,
     )

@@ -1,4 +1,4 @@
-"""Writes of the analytics app: the daily rollups. A day range is rebuilt by deleting its rows and
+"""Writes of the analytics app: the daily rollups and the health snapshots. A day range is rebuilt by deleting its rows and
 inserting the rollup expression's result with one ``INSERT … SELECT`` per (≤31-day) chunk, in one
 transaction, so a reader sees either the old or the new figures of a day, never a mix."""
 
@@ -12,8 +12,9 @@ from django.db.models import Min
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from siyu.analytics import rollups
-from siyu.analytics.models import DailyRollup
+from siyu.analytics import health, rollups
+from siyu.analytics.models import DailyRollup, HealthSnapshot
+from siyu.analytics.queries import days_window, pool_size, repeat_purchase, snapshot_final
 from siyu.analytics.tables import to_sql
 from siyu.commerce.models import Order, Refund
 from siyu.contacts.models import Contact
@@ -92,4 +93,48 @@ def rollups_backfill(
     for start, end in parts:
         written += rollups_rebuild(workspace=workspace, start=start, end=end)
         progress.advance()
+    return written
+
+
+@transaction.atomic
+def health_snapshot_refresh(
+    *, workspace: Workspace, now: datetime | None = None
+) -> list[HealthSnapshot]:
+    """Stores the health counts of the periods the metrics page opens on (``SNAPSHOT_PERIODS``
+    days ending today), and of the period before each (the trend) unless a final snapshot of it
+    exists, with the home dashboard's figures (pool size, all-time and in-period purchasers and
+    repeat purchasers). Run by the 15-minute rollups job, so a page load reads a few rows
+    instead of counting distinct contacts over the raw tables. Returns the snapshots written."""
+    now = now or timezone.now()
+    today = _local_today(workspace, now)
+    purchasers, repeaters = repeat_purchase(workspace=workspace)
+    pool = pool_size(workspace=workspace)
+    written = []
+    for days in health.SNAPSHOT_PERIODS:
+        before = today - timedelta(days=days)
+        kept = HealthSnapshot.objects.filter(workspace=workspace, day=before, days=days).first()
+        ends = [today]
+        if kept is None or not snapshot_final(kept, workspace=workspace):
+            ends.append(before)
+        for end in ends:
+            first = end - timedelta(days=days - 1)
+            counts = health.raw_counts(workspace=workspace, start=first, end=end)
+            in_period = repeat_purchase(
+                workspace=workspace, window=days_window(workspace, first, end)
+            )
+            snapshot, _created = HealthSnapshot.objects.update_or_create(
+                workspace=workspace,
+                day=end,
+                days=days,
+                defaults={
+                    "counts": counts,
+                    "pool_size": pool,
+                    "purchasers_ever": purchasers,
+                    "repeaters_ever": repeaters,
+                    "period_purchasers": in_period[0],
+                    "period_repeaters": in_period[1],
+                    "computed_at": now,
+                },
+            )
+            written.append(snapshot)
     return written

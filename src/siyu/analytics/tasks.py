@@ -10,9 +10,11 @@ from siyu.tenancy.models import Workspace
 
 @task()
 def rollups_update_recent() -> int:
-    """Every 15 minutes (scheduler/jobs.py): the recent days of every workspace."""
+    """Every 15 minutes (scheduler/jobs.py): the recent days of every workspace, and its health
+    snapshots (read by the metrics page and the home dashboard)."""
     count = 0
     for workspace in Workspace.objects.order_by("id"):
         services.rollups_update_recent(workspace=workspace)
+        services.health_snapshot_refresh(workspace=workspace)
         count += 1
     return count
