@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from siyu.contacts.models import Contact
-from siyu.tenancy.models import WorkspaceScoped
+from siyu.tenancy.models import Workspace, WorkspaceScoped
 
 
 class JourneyStatus(models.TextChoices):
@@ -89,13 +90,29 @@ class EnrollmentStatus(models.TextChoices):
 
 class Enrollment(WorkspaceScoped):
     """``entry_key`` names what let the contact in (an event, an order, a schedule slot, a
-    launch); ``seq`` counts the contact's entries into this journey (1, 2, …). Both are unique
-    per journey and contact, so a trigger seen twice enrolls once and a "once only" journey
-    (every entry has seq 1) can never take the same contact twice, even from two workers."""
+    launch); ``seq`` counts the contact's entries into this journey (1, 2, …) and is unique per
+    journey and contact, so a "once only" journey (every entry has seq 1) can never take the
+    same contact twice, even from two workers. A trigger row seen twice enrolls once because a
+    rescan skips rows that arrived before the contact's last entry (services._enroll)."""
 
-    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="enrollments")
+    # A launch writes a row per contact: only the indexes and checks the engine reads pay
+    # their way (the unique keys lead with the journey; the claim has its own partial index).
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    journey = models.ForeignKey(
+        Journey,
+        on_delete=models.CASCADE,
+        related_name="enrollments",
+        db_index=False,
+        db_constraint=False,
+    )
     version = models.ForeignKey(
-        JourneyVersion, on_delete=models.CASCADE, related_name="enrollments"
+        JourneyVersion,
+        on_delete=models.CASCADE,
+        related_name="enrollments",
+        db_index=False,
+        db_constraint=False,
     )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
     entry_key = models.CharField(max_length=100)
@@ -113,16 +130,19 @@ class Enrollment(WorkspaceScoped):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["journey", "contact", "entry_key"], name="enrollment_unique_entry"
-            ),
-            models.UniqueConstraint(
                 fields=["journey", "contact", "seq"], name="enrollment_unique_seq"
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "next_run_at"], name="enrollment_due"),
-            models.Index(fields=["journey", "status"], name="enrollment_by_journey"),
-            models.Index(fields=["contact"], name="enrollment_contact"),
+            # which (version, step) groups are due, then a worker's claim of one group in id order
+            models.Index(
+                fields=["next_run_at"], condition=Q(status="active"), name="enrollment_due"
+            ),
+            models.Index(
+                fields=["version", "step_key", "seq", "id"],
+                condition=Q(status="active"),
+                name="enrollment_claim",
+            ),
         ]
 
 

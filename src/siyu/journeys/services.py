@@ -790,21 +790,23 @@ def journeys_tick(
         for group in groups:
             journey_id, version_id, step_key, seq = group
             version = JourneyVersion.objects.select_related("journey__workspace").get(id=version_id)
-            try:
-                moved = advance_group(
-                    journey=version.journey,
-                    version=version,
-                    step_key=step_key,
-                    seq=seq,
-                    now=now,
-                    limit=chunk,
-                )
-            except Exception as exc:  # one broken group must not stop the others; retried next tick
-                logger.exception("journey %s step %s failed", journey_id, step_key)
-                result.errors.append(f"journey {journey_id} step {step_key}: {exc}")
-                failing.add(group)
-                continue
-            result.moved += moved
-            if clock.monotonic() >= stop:
-                return result
+            moved = chunk
+            while moved == chunk:  # the whole group, chunk after chunk, before looking again
+                try:
+                    moved = advance_group(
+                        journey=version.journey,
+                        version=version,
+                        step_key=step_key,
+                        seq=seq,
+                        now=now,
+                        limit=chunk,
+                    )
+                except Exception as exc:  # one broken group must not stop the others
+                    logger.exception("journey %s step %s failed", journey_id, step_key)
+                    result.errors.append(f"journey {journey_id} step {step_key}: {exc}")
+                    failing.add(group)
+                    break
+                result.moved += moved
+                if clock.monotonic() >= stop:
+                    return result
     return result
