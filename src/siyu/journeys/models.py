@@ -114,7 +114,11 @@ class Enrollment(WorkspaceScoped):
         db_index=False,
         db_constraint=False,
     )
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    # Django's collector cascades deletes; a deferred database check per row would double
+    # the cost of a launch's commit (as on the outbox).
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     entry_key = models.CharField(max_length=100)
     seq = models.PositiveIntegerField(default=1)
     status = models.CharField(
