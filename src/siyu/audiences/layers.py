@@ -79,9 +79,11 @@ def _orders(workspace: Workspace, now: datetime) -> Table:
     )
 
 
-def _buyers(workspace: Workspace, config: LayerConfig, now: datetime) -> Table:
+def buyers_expression(*, workspace: Workspace, config: LayerConfig, now: datetime) -> Table:
     """One row per contact with an order: all-time count, first and last order, and the RFM
-    window's count, net spend and last order, and the loyalty window's count (one scan)."""
+    window's count, net spend and last order, and the loyalty window's count (one scan). Both
+    expressions below start from it; the refresh computes it once into a temporary table and
+    hands that in as ``buyers``."""
     o = _orders(workspace, now)
     rfm_cut = utc_cutoff(now - timedelta(days=config.rfm_window_days))
     loyal_cut = utc_cutoff(now - timedelta(days=config.loyal_window_days))
@@ -103,22 +105,33 @@ def _mean_interval(b: Table) -> NumericValue:
 
 
 def median_interval_expression(
-    *, workspace: Workspace, config: LayerConfig, now: datetime
+    *, workspace: Workspace, config: LayerConfig, now: datetime, buyers: Table | None = None
 ) -> Table:
     """One row, ``median`` in seconds: the median of the repeat buyers' mean intervals (NULL
     when nobody bought twice). Row numbers instead of a MEDIAN aggregate, which SQLite lacks."""
-    b = _buyers(workspace, config, now)
+    b = (
+        buyers
+        if buyers is not None
+        else buyers_expression(workspace=workspace, config=config, now=now)
+    )
     b = b.filter(b.orders >= 2).select(interval=_mean_interval(b))
     ranked = b.mutate(rn=ibis.row_number().over(order_by=b.interval), n=b.interval.count().over())
     middle = ranked.filter((ranked.rn == (ranked.n - 1) // 2) | (ranked.rn == ranked.n // 2))
     return middle.aggregate(median=middle.interval.mean())
 
 
-def _ntile(t: Table, value: Column, *, descending: bool = False) -> Column:
-    """NTILE(5) as 1-5 among the window's buyers, ordered by (value, contact id) so the split is
-    stable."""
-    order = [ibis.desc(value) if descending else value, t.contact_id]
-    return ibis.ntile(5).over(group_by=t.in_window, order_by=order) + 1
+def _quintile(t: Table, value: Column, size: Column, *, descending: bool = False) -> Column:
+    """The score 1-5: NTILE(5) among the window's buyers ordered by ``value``, equal values
+    taking the lowest tile among them so ties never land in different classes. NTILE gives the
+    first ``size % 5`` tiles one row more than the others; the tile of a run of equal values is
+    the tile of its first row, whose position is RANK() - 1. So one sort per score, where NTILE
+    and then a minimum over the equal values would sort twice."""
+    order = ibis.desc(value) if descending else value
+    at = ibis.rank().over(group_by=t.in_window, order_by=order)  # 0-based position of the run
+    per = size // 5
+    extra = size % 5
+    big = extra * (per + 1)
+    return ibis.ifelse(at < big, at // (per + 1), extra + (at - big) // ibis.greatest(per, 1)) + 1
 
 
 def _rfm(j: Table, config: LayerConfig, now: datetime) -> Table:
@@ -136,24 +149,14 @@ def _rfm(j: Table, config: LayerConfig, now: datetime) -> Table:
             ibis.null("int64"),
         )
     )
-    w = w.mutate(
-        r_tile=_ntile(w, w.recency_days, descending=True),
-        f_tile=_ntile(w, w.frequency),
-        m_tile=_ntile(w, w.monetary),
-    )
-    # Equal values take the lowest tile among them, so ties never land in different classes
-    # (NTILE alone splits a run of equal values by id).
+    w = w.mutate(size=w.in_window.count().over(group_by=w.in_window))
     none = ibis.null("int64")
     w = w.mutate(
         r_score=ibis.ifelse(
-            w.in_window, w.r_tile.min().over(group_by=[w.in_window, w.recency_days]), none
+            w.in_window, _quintile(w, w.recency_days, w.size, descending=True), none
         ),
-        f_score=ibis.ifelse(
-            w.in_window, w.f_tile.min().over(group_by=[w.in_window, w.frequency]), none
-        ),
-        m_score=ibis.ifelse(
-            w.in_window, w.m_tile.min().over(group_by=[w.in_window, w.monetary]), none
-        ),
+        f_score=ibis.ifelse(w.in_window, _quintile(w, w.frequency, w.size), none),
+        m_score=ibis.ifelse(w.in_window, _quintile(w, w.monetary, w.size), none),
     )
     if config.rfm_method == RFMMethod.THRESHOLD:
         high = (
@@ -199,11 +202,13 @@ def layers_expression(
     config: LayerConfig,
     now: datetime,
     median_interval: float | None,
+    buyers: Table | None = None,
 ) -> Table:
     """One row per contact of the workspace with every ContactLayer column but the workspace and
     the time stamp. ``median_interval`` (seconds, from ``median_interval_expression``) is the
     rhythm of one-order buyers; without one, the configured default interval is used."""
-    buyers = _buyers(workspace, config, now)
+    if buyers is None:
+        buyers = buyers_expression(workspace=workspace, config=config, now=now)
     intent = _intent(workspace, config, now)
     c = table(Contact)
     c = c.filter(c.workspace_id == workspace.id).select(contact_id=c.id)

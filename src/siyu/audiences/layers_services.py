@@ -1,26 +1,33 @@
 """Writes for layers: the workspace's layer configuration and the refresh that rewrites every
 contact's RFM class, lifecycle stage and intent layer.
 
-A refresh is a handful of set statements in one transaction: the median purchase rhythm (one
-small SELECT), then DELETE + INSERT … SELECT of ``layers_expression`` into ContactLayer, then
-the month's snapshot copied from it. No row is built in Python, whatever the pool's size.
+A refresh is a handful of set statements in one transaction: the buyers' aggregates and then
+the layers computed into temporary tables (``CREATE TEMP TABLE … AS``, which PostgreSQL may run
+in parallel), the median purchase rhythm between them, then DELETE + INSERT of the workspace's
+ContactLayer rows and an upsert of the month's snapshot. No row is built in Python, whatever the pool's size.
 (Kept apart from ``services.py`` so tags and segments, edited by others, stay small.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import ibis
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from siyu.analytics.tables import fetch, to_sql_fragment
-from siyu.audiences.layers import layers_expression, median_interval_expression
+from siyu.audiences.layers import (
+    buyers_expression,
+    layers_expression,
+    median_interval_expression,
+)
 from siyu.audiences.layers_queries import layer_config_get
 from siyu.audiences.models import ContactLayer, LayerConfig, LayerSnapshot, RFMMethod
 from siyu.contacts.models import Contact
@@ -160,42 +167,103 @@ class LayersRefreshed:
     median_interval_days: float | None
 
 
+#: Temporary tables of one refresh (per connection, dropped before the refresh returns).
+_BUYERS, _NEW = "siyu_layer_buyers", "siyu_layer_new"
+
+
+def _stage(name: str, expr: ibis.Table) -> ibis.Table:
+    """``expr`` computed once into the temporary table ``name``, returned as a table to build
+    on. CREATE TABLE … AS may run in parallel workers on PostgreSQL, INSERT … SELECT never
+    does; the table's statistics let the planner size the joins on it."""
+    quoted = connection.ops.quote_name(name)
+    _execute(f"CREATE TEMP TABLE {quoted} AS {to_sql_fragment(expr)}", [])
+    _execute(f"ANALYZE {quoted}", [])
+    return ibis.table(expr.schema(), name=name)
+
+
+@contextmanager
+def _memory_for_sorts() -> Iterator[None]:
+    """The RFM scores sort the buyers six times and the aggregates hash a million groups: with
+    PostgreSQL's default 4 MB of work memory all of that spills to disk. Raised for this
+    transaction only, and put back after."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('work_mem')")
+        (before,) = cursor.fetchone()
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [_WORK_MEM])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [before])
+
+
+_WORK_MEM = "256MB"
+
+
 @transaction.atomic
 def layers_refresh(
     *, workspace: Workspace, now: datetime | None = None, progress: Progress | None = None
 ) -> LayersRefreshed:
     """Recomputes every contact's layers as of ``now`` and records the stages as the snapshot of
     ``now``'s month (in the workspace's zone), replacing an earlier snapshot of the same month:
-    a month's snapshot is its last refresh, so flows compare month ends."""
+    a month's snapshot is its last refresh, so flows compare month ends.
+
+    The buyers' aggregates are computed once into a temporary table, both the median rhythm
+    and the layers read it; the layers go into a second temporary table that replaces the
+    workspace's ContactLayer rows. The month's snapshot is upserted: a contact whose stage did
+    not change since the last refresh of the month is not written again."""
     now = now or timezone.now()
     progress = progress or NoProgress()
     config = layer_config_get(workspace=workspace)
     progress.start("RFM, lifecycle and intent layers", 3)
-    [(median,)] = fetch(median_interval_expression(workspace=workspace, config=config, now=now))
-    median = float(median) if median is not None else None
-    progress.advance()
-    expr = layers_expression(workspace=workspace, config=config, now=now, median_interval=median)
-    layer, stamp = _q(ContactLayer), connection.ops.adapt_datetimefield_value(now)
-    _execute(f"DELETE FROM {layer} WHERE workspace_id = %s", [workspace.id])  # noqa: S608 - table names from models
-    columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
-    selected = ", ".join(f"l.{connection.ops.quote_name(c)}" for c in _COLUMNS)
-    written = _execute(
-        f"INSERT INTO {layer} (workspace_id, computed_at, {columns}) "  # noqa: S608
-        f"SELECT %s, %s, {selected} FROM ({to_sql_fragment(expr)}) l",
-        [workspace.id, stamp],
-    )
-    progress.advance()
-    month = now.astimezone(ZoneInfo(workspace.time_zone)).date().replace(day=1)
-    snapshot = _q(LayerSnapshot)
-    _execute(
-        f"DELETE FROM {snapshot} WHERE workspace_id = %s AND month = %s",  # noqa: S608
-        [workspace.id, month],
-    )
-    _execute(
-        f"INSERT INTO {snapshot} (workspace_id, month, contact_id, lifecycle_stage) "  # noqa: S608
-        f"SELECT workspace_id, %s, contact_id, lifecycle_stage FROM {layer} WHERE workspace_id = %s",
-        [month, workspace.id],
-    )
+    with _memory_for_sorts():
+        buyers = _stage(_BUYERS, buyers_expression(workspace=workspace, config=config, now=now))
+        [(median,)] = fetch(
+            median_interval_expression(workspace=workspace, config=config, now=now, buyers=buyers)
+        )
+        median = float(median) if median is not None else None
+        progress.advance()
+        _stage(
+            _NEW,
+            layers_expression(
+                workspace=workspace,
+                config=config,
+                now=now,
+                median_interval=median,
+                buyers=buyers,
+            ),
+        )
+        _execute(f"DROP TABLE {_BUYERS}", [])
+        layer, stamp = _q(ContactLayer), connection.ops.adapt_datetimefield_value(now)
+        _execute(f"DELETE FROM {layer} WHERE workspace_id = %s", [workspace.id])  # noqa: S608 - table names from models
+        columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
+        selected = ", ".join(f"l.{connection.ops.quote_name(c)}" for c in _COLUMNS)
+        written = _execute(
+            f"INSERT INTO {layer} (workspace_id, computed_at, {columns}) "  # noqa: S608
+            f"SELECT %s, %s, {selected} FROM {_NEW} l",
+            [workspace.id, stamp],
+        )
+        progress.advance()
+        month = now.astimezone(ZoneInfo(workspace.time_zone)).date().replace(day=1)
+        snapshot = _q(LayerSnapshot)
+        _execute(
+            f"DELETE FROM {snapshot} WHERE workspace_id = %s AND month = %s "  # noqa: S608
+            f"AND NOT EXISTS (SELECT 1 FROM {_NEW} l WHERE l.contact_id = {snapshot}.contact_id)",
+            [workspace.id, month],
+        )
+        # "WHERE true": SQLite needs it to tell the SELECT's end from the upsert clause.
+        _execute(
+            f"INSERT INTO {snapshot} (workspace_id, month, contact_id, lifecycle_stage) "  # noqa: S608
+            f"SELECT %s, %s, l.contact_id, l.lifecycle_stage FROM {_NEW} l WHERE true "
+            "ON CONFLICT (workspace_id, month, contact_id) DO UPDATE "
+            "SET lifecycle_stage = excluded.lifecycle_stage "
+            f"WHERE {snapshot}.lifecycle_stage <> excluded.lifecycle_stage",
+            [workspace.id, month],
+        )
+        _execute(f"DROP TABLE {_NEW}", [])
     progress.advance()
     return LayersRefreshed(
         contacts=written,

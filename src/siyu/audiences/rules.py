@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import ibis
+import ibis.expr.operations as ops
 from django.utils import translation
 from ibis.expr.types import BooleanValue, Column, Table
 
@@ -108,10 +109,39 @@ class _Compiler:
     now: datetime
     conditions: int = 0
     refs: list[tuple[str, int, str]] = field(default_factory=list)
+    #: Per "contact id in (these ids)" predicate: the ids, and whether they can repeat. A rule
+    #: that is one such condition is answered from the ids alone (see ``compile_rule``).
+    id_sets: dict[int, tuple[BooleanValue, Column, bool]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.c = table(Contact)
         self.ws = self.workspace.id
+
+    def member_of(self, ids: Column, *, repeats: bool) -> BooleanValue:
+        """The contact's id is among ``ids`` (a ``contact_id`` column of rows of this
+        workspace); ``repeats`` says whether an id can come more than once."""
+        pred = self.c.id.isin(ids)
+        self.id_sets[id(pred)] = (pred, ids, repeats)
+        return pred
+
+    def not_member_of(self, rows: Table) -> BooleanValue:
+        """No row of ``rows`` (with a ``contact_id`` column) is the contact's: NOT EXISTS,
+        which PostgreSQL runs as a hash anti-join. ``NOT IN (subquery)`` it cannot turn into a
+        join (NULL semantics), and once the ids outgrow work_mem it rescans them for every
+        contact — quadratic at a million contacts."""
+        match = rows.contact_id == self.c.id
+        return ~ops.ExistsSubquery(ops.Filter(rows.op(), [match.op()])).to_expr()
+
+    def ids_alone(self, pred: BooleanValue) -> Table | None:
+        """The matching ids without the contacts table, when ``pred`` is one "id among these"
+        condition: its rows are already this workspace's, so the semi-join back to contacts
+        would only add a join of the whole pool."""
+        found = self.id_sets.get(id(pred))
+        if found is None:
+            return None
+        _, ids, repeats = found
+        rows = ids.name("contact_id").as_table()
+        return rows.distinct() if repeats else rows
 
     # --- tree --------------------------------------------------------------------------------
 
@@ -153,7 +183,11 @@ class _Compiler:
 
     def group(self, group: str, value: Any, path: str, depth: int) -> BooleanValue:
         if group == "not":
-            return ~self.node(value, path, depth)
+            inner = self.node(value, path, depth)
+            found = self.id_sets.get(id(inner))
+            if found is not None:
+                return self.not_member_of(found[1].name("contact_id").as_table())
+            return ~inner
         if not isinstance(value, list) or not value:
             raise _fail(f"'{group}' takes a non-empty list of rules", path)
         preds = [self.node(child, _join(path, i), depth) for i, child in enumerate(value)]
@@ -294,7 +328,9 @@ class _Compiler:
         if value not in IdentityKind.values:
             raise _fail(f"'{value}' is not one of: {', '.join(IdentityKind.values)}", path)
         i = table(Identity)
-        return self.c.id.isin(i.filter(i.workspace_id == self.ws, i.kind == value).contact_id)
+        return self.member_of(
+            i.filter(i.workspace_id == self.ws, i.kind == value).contact_id, repeats=True
+        )
 
     def consent(self, value: Any, path: str) -> BooleanValue:
         if not isinstance(value, dict) or set(value) != {"channel", "status"}:
@@ -313,13 +349,16 @@ class _Compiler:
         rows = t.filter(t.workspace_id == self.ws, t.channel == value["channel"])
         if value["status"] == ConsentStatus.UNKNOWN:
             # Never asked counts as unknown: no definite answer on this channel.
-            return ~self.c.id.isin(rows.filter(rows.status != ConsentStatus.UNKNOWN).contact_id)
-        return self.c.id.isin(rows.filter(rows.status == value["status"]).contact_id)
+            return self.not_member_of(rows.filter(rows.status != ConsentStatus.UNKNOWN))
+        # One answer per contact and channel.
+        return self.member_of(rows.filter(rows.status == value["status"]).contact_id, repeats=False)
 
     def tag(self, value: Any, path: str) -> BooleanValue:
         tag_id = self.ref("tag", value, path)
         t = table(ContactTag)
-        return self.c.id.isin(t.filter(t.workspace_id == self.ws, t.tag_id == tag_id).contact_id)
+        return self.member_of(
+            t.filter(t.workspace_id == self.ws, t.tag_id == tag_id).contact_id, repeats=False
+        )
 
     # --- behaviour ---------------------------------------------------------------------------
 
@@ -386,7 +425,7 @@ class _Compiler:
         wanted = [key for key in metrics if key in spec]
         if not wanted:
             # "Has a matching order": a plain semi-join, no aggregate at all.
-            return self.c.id.isin(f.contact_id)
+            return self.member_of(f.contact_id, repeats=True)
         # Only the aggregates the conditions read: every extra one costs time on each group.
         agg = f.group_by("contact_id").aggregate(**dict(metrics[key] for key in wanted))
         conds: list[BooleanValue] = []
@@ -461,8 +500,9 @@ class _Compiler:
         f = e.filter(*preds)
         if (low, high) in ((1, None), (0, 0)):
             # Did it at all / did not do it: a plain (anti-)semi-join, no count to build.
-            did = self.c.id.isin(f.contact_id)
-            return did if low == 1 else ~did
+            if low == 1:
+                return self.member_of(f.contact_id, repeats=True)
+            return self.not_member_of(f)
         agg = f.group_by("contact_id").aggregate(n=f.count())
         conds = [agg.n >= low] + ([agg.n <= high] if high is not None else [])
         return self.aggregate_match(agg, ibis.and_(*conds), low == 0)
@@ -499,7 +539,7 @@ class _Compiler:
                 spec["churn_band"], _join(path, "churn_band"), tuple(ChurnBand.values)
             )
             preds.append(s.churn_band.isin(bands))
-        return self.c.id.isin(s.filter(*preds).contact_id)
+        return self.member_of(s.filter(*preds).contact_id, repeats=False)
 
     def layer(
         self,
@@ -522,14 +562,16 @@ class _Compiler:
 
         codes = list(dict.fromkeys(self.many(value, path, one)))
         t = table(ContactLayer)
-        return self.c.id.isin(t.filter(t.workspace_id == self.ws, t[column].isin(codes)).contact_id)
+        return self.member_of(
+            t.filter(t.workspace_id == self.ws, t[column].isin(codes)).contact_id, repeats=False
+        )
 
     def aggregate_match(self, agg: Table, cond: BooleanValue, zero_passes: bool) -> BooleanValue:
         """Contacts whose aggregate row meets ``cond``. When a contact with no rows at all also
         meets it (did-not-do, "at most 2 orders"), match everyone except those whose row fails."""
         if zero_passes:
-            return ~self.c.id.isin(agg.filter(~cond).contact_id)
-        return self.c.id.isin(agg.filter(cond).contact_id)
+            return self.not_member_of(agg.filter(~cond))
+        return self.member_of(agg.filter(cond).contact_id, repeats=False)
 
     def number_conditions(
         self, col: Column, spec: Any, path: str, *, whole: bool
@@ -638,11 +680,14 @@ def compile_rule(
     *, workspace: Workspace, rule: Any, now: datetime, store_id: int | None = None
 ) -> Table:
     """Validates ``rule`` and returns the Ibis expression of the matching contact ids (one
-    column, ``contact_id``), optionally narrowed to one store's contacts (a staff member's view).
-    ``now`` anchors every relative window."""
+    column, ``contact_id``, each id once), optionally narrowed to one store's contacts (a staff
+    member's view). ``now`` anchors every relative window. A rule of one positive condition on
+    another table (orders, layers, tags, ...) selects that table's contact ids directly."""
     compiler = _Compiler(workspace=workspace, now=now)
     predicate = compiler.node(rule, "", 0)
     compiler.check_refs()
+    if store_id is None and (alone := compiler.ids_alone(predicate)) is not None:
+        return alone
     c = compiler.c
     scope = [c.workspace_id == workspace.id]
     if store_id is not None:
