@@ -208,15 +208,19 @@ def journey_update(
     return journey
 
 
-def _next_fire(workspace: Workspace, definition: dict, now: datetime) -> datetime | None:
-    trigger = definition["trigger"]
-    zone = ZoneInfo(workspace.time_zone)
+def _schedule_of(trigger: dict) -> cron.Cron | None:
+    """The clock a trigger runs on: its cron, a birthday trigger's daily hour, or none."""
     if trigger["type"] == "schedule":
-        return cron.parse(trigger["cron"]).next_after(now, zone)
+        return cron.parse(trigger["cron"])
     if trigger["type"] == "event" and trigger["event"] == "birthday":
         hour, minute = trigger.get("at", sources.BIRTHDAY_AT).split(":")
-        return cron.parse(f"{int(minute)} {int(hour)} * * *").next_after(now, zone)
+        return cron.parse(f"{int(minute)} {int(hour)} * * *")
     return None
+
+
+def _next_fire(workspace: Workspace, definition: dict, now: datetime) -> datetime | None:
+    schedule = _schedule_of(definition["trigger"])
+    return schedule.next_after(now, ZoneInfo(workspace.time_zone)) if schedule else None
 
 
 @transaction.atomic
@@ -658,11 +662,7 @@ def _fire_schedules(now: datetime, result: TickResult) -> None:
             workspace, version = journey.workspace, journey.current_version
             trigger = version.definition["trigger"]
             zone = ZoneInfo(workspace.time_zone)
-            if trigger["type"] == "schedule":
-                schedule = cron.parse(trigger["cron"])
-            else:
-                hour, minute = trigger.get("at", sources.BIRTHDAY_AT).split(":")
-                schedule = cron.parse(f"{int(minute)} {int(hour)} * * *")
+            schedule = _schedule_of(trigger)
             slot, skipped = journey.next_fire_at, 0
             while (later := schedule.next_after(slot, zone)) <= now:
                 slot, skipped = later, skipped + 1
