@@ -181,3 +181,11 @@ def staff_task(ws: Workspace, contact_obj, assignee: Staff | None = None, due_at
         workspace=ws, contact=contact_obj, assignee=assignee, due_at=due_at or now + timedelta(days=1),
         kind=kw.pop("kind", "follow_up"), title=kw.pop("title", f"Task {next(_seq)}"), source_kind="manual",
         idempotency_key=kw.pop("idempotency_key", f"test:{next(_seq)}"), created_at=now, updated_at=now, **kw)
+
+
+def tag(ws: Workspace, name: str | None = None, group: str = "价值"):
+    """A tag in a group of that name (the group is created)."""
+    from siyu.audiences.services import tag_create, tag_group_create
+
+    return tag_create(workspace=ws, group=tag_group_create(workspace=ws, name=f"{group} {next(_seq)}"),
+                      name=name or f"tag-{next(_seq)}")

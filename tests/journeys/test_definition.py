@@ -76,9 +76,7 @@ def test_next_must_name_a_step(ws, console):
 
 
 def test_a_tag_of_another_workspace_is_refused(ws, other_ws):
-    from siyu.audiences.services import tag_create, tag_group_create
-
-    theirs = tag_create(workspace=other_ws, group=tag_group_create(workspace=other_ws, name="g"), name="t")
+    theirs = factories.tag(other_ws)
     path, message = _refusal(ws, _manual({"key": "t", "type": "tag", "action": "add", "tag_id": theirs.id}))
     assert path == "definition.steps.0.tag_id"
     assert message == f"Tag {theirs.id} does not exist in this workspace."

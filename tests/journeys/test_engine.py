@@ -92,7 +92,7 @@ def test_a_branch_tags_buyers_and_gives_the_others_a_staff_task(ws, console):
     for c in buyers:
         factories.order(ws, c, paid_at=NOON - timedelta(days=10))
     others = [factories.plain_contact(ws, owner_staff=seller, store=store, name='other') for _ in range(2)]
-    tag = factories_tag(ws)
+    tag = factories.tag(ws, name="已购")
     journey = _live(
         ws,
         {
@@ -108,6 +108,7 @@ def test_a_branch_tags_buyers_and_gives_the_others_a_staff_task(ws, console):
     services.journeys_tick(now=NOON)
 
     assert set(ContactTag.objects.filter(tag=tag).values_list("contact_id", flat=True)) == {c.id for c in buyers}
+    assert set(ContactTag.objects.filter(tag=tag).values_list("source", flat=True)) == {"journey"}
     tasks = StaffTask.objects.filter(workspace=ws)
     assert {t.contact_id for t in tasks} == {c.id for c in others}
     assert {t.assignee_id for t in tasks} == {seller.id}
@@ -116,12 +117,6 @@ def test_a_branch_tags_buyers_and_gives_the_others_a_staff_task(ws, console):
         "tag": 3,
         "call": 2,
     }
-
-
-def factories_tag(ws):
-    from siyu.audiences.services import tag_create, tag_group_create
-
-    return tag_create(workspace=ws, group=tag_group_create(workspace=ws, name="价值"), name="已购")
 
 
 def test_an_order_paid_trigger_enrolls_each_new_order_once_and_not_old_ones(ws, console):

@@ -46,6 +46,7 @@ class TagSource(models.TextChoices):
     RULE = "rule", _("规则")
     IMPORT = "import", _("导入")
     API = "api", _("API")
+    JOURNEY = "journey", _("旅程")
 
 
 class ContactTag(WorkspaceScoped):

@@ -498,7 +498,7 @@ def _effect(
                 workspace=workspace,
                 tag=tag,
                 contacts=claimed.contacts(workspace),
-                source=TagSource.API,
+                source=TagSource.JOURNEY,
             )
         else:
             audiences_services.untag_contacts(
