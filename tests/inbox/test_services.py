@@ -411,3 +411,31 @@ def test_a_journey_step_can_be_checked_when_saved(ws):
     assert (exc.value.code, exc.value.path) == ("unknown_variable", "title")
     with pytest.raises(ValidationFailed):
         services.task_text_check(kind="visit", title="x")
+
+
+def test_a_merge_moves_tasks_and_messages_to_the_survivor_and_keeps_one_cadence(ws):
+    from siyu.contacts.schemas import ContactIn
+    from siyu.contacts.services import contacts_upsert
+    from siyu.inbox.models import ContactCadence, StaffTask
+    from siyu.messaging.models import Message
+    from tests.messaging.helpers import queue
+
+    first = factories.contact(ws, phone="13900000011")
+    second = factories.contact(ws, identities=[{"kind": "member_no", "value": "M-88"}])
+    factories.staff_task(ws, first)
+    factories.staff_task(ws, second)
+    queue(ws, factories.message_template(ws), factories.channel(ws), [first, second])
+    for contact, days in ((first, 14), (second, 7)):
+        ContactCadence.objects.create(
+            workspace=ws, contact=contact, every_days=days, starts_at=first.first_seen_at, updated_at=first.first_seen_at
+        )
+
+    survivor = contacts_upsert(
+        workspace=ws,
+        items=[ContactIn(identities=[{"kind": "phone", "value": "13900000011"}, {"kind": "member_no", "value": "M-88"}])],
+    )[0].contact
+
+    assert set(StaffTask.objects.filter(workspace=ws).values_list("contact_id", flat=True)) == {survivor.id}
+    assert StaffTask.objects.filter(workspace=ws).count() == 2
+    assert Message.objects.filter(workspace=ws, contact=survivor).count() == 2
+    assert list(ContactCadence.objects.filter(workspace=ws).values_list("contact_id", "every_days")) == [(survivor.id, 14)]

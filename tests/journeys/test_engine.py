@@ -419,3 +419,26 @@ def test_a_new_york_schedule_fires_at_eight_local_on_both_sides_of_the_dst_chang
             fired.append(JourneyRun.objects.filter(journey=journey).latest("at").slot)
     assert [f.astimezone(UTC).strftime("%d %H:%M") for f in fired] == ["07 13:00", "08 12:00", "09 12:00"]
     assert {f.astimezone(ZoneInfo("America/New_York")).hour for f in fired} == {8}
+
+
+def test_merging_two_contacts_who_both_walked_a_journey_keeps_both_walks(ws, console):
+    from siyu.contacts.models import Contact
+    from siyu.contacts.schemas import ContactIn
+    from siyu.contacts.services import contacts_upsert
+
+    first = factories.contact(ws, phone="13900000001")
+    second = factories.contact(ws, identities=[{"kind": "member_no", "value": "M-77"}])
+    journey = _live(
+        ws,
+        {"trigger": {"type": "manual", "segment_id": factories.segment_with(ws, [first, second]).id}, "steps": [send_step(console)]},
+    )
+    services.journey_launch(workspace=ws, journey=journey, now=NOON)
+
+    merged = contacts_upsert(
+        workspace=ws,
+        items=[ContactIn(identities=[{"kind": "phone", "value": "13900000001"}, {"kind": "member_no", "value": "M-77"}])],
+    )[0].contact
+
+    assert Contact.objects.filter(workspace=ws).count() == 1
+    walks = list(Enrollment.objects.filter(journey=journey).order_by("seq").values_list("contact_id", "seq"))
+    assert walks == [(merged.id, 1), (merged.id, 2)]

@@ -46,7 +46,9 @@ class SourceKind(models.TextChoices):
 
 
 class StaffTask(WorkspaceScoped):
-    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="staff_tasks"
+    )
     assignee = models.ForeignKey(
         "commerce.Staff", null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
     )
@@ -101,7 +103,9 @@ class ContactCadence(WorkspaceScoped):
     """How often a contact should hear from their staff member (seed 003). ``starts_at`` counts
     as the first touch, so a new cadence produces its first task ``every_days`` later, not at once."""
 
-    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="cadences"
+    )
     every_days = models.PositiveIntegerField()
     starts_at = models.DateTimeField()
     updated_at = models.DateTimeField()

@@ -28,6 +28,7 @@ from siyu.audiences import queries as audiences_queries
 from siyu.commerce.models import Staff, Store
 from siyu.contacts import queries as contacts_queries
 from siyu.contacts.models import Contact
+from siyu.contacts.services import MERGE_HANDLERS
 from siyu.errors import PermissionDenied, ValidationFailed
 from siyu.inbox.models import (
     PENDING_STATUSES,
@@ -641,3 +642,19 @@ def cadence_run_all(*, now: datetime | None = None) -> int:
     for workspace in _workspaces_with_cadences():
         created += cadence_run(workspace=workspace, now=now)
     return created
+
+
+def _merge_cadences(workspace: Workspace, survivor: Contact, other_ids: list[int]) -> int:
+    """A merged contact keeps the survivor's cadence; without one, the shortest of the others'."""
+    others = ContactCadence.objects.filter(workspace=workspace, contact_id__in=other_ids)
+    if ContactCadence.objects.filter(workspace=workspace, contact=survivor).exists():
+        others.delete()
+        return 0
+    keep = others.order_by("every_days", "id").first()
+    if keep is None:
+        return 0
+    others.exclude(id=keep.id).delete()
+    return others.filter(id=keep.id).update(contact=survivor)
+
+
+MERGE_HANDLERS[ContactCadence] = _merge_cadences

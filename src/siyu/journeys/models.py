@@ -117,7 +117,7 @@ class Enrollment(WorkspaceScoped):
     # Django's collector cascades deletes; a deferred database check per row would double
     # the cost of a launch's commit (as on the outbox).
     contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False
+        Contact, on_delete=models.CASCADE, related_name="journey_enrollments", db_constraint=False
     )
     entry_key = models.CharField(max_length=100)
     seq = models.PositiveIntegerField(default=1)

@@ -40,6 +40,7 @@ from siyu.audiences.models import (
 from siyu.audiences.rules import compile_rule
 from siyu.commerce.models import Order
 from siyu.contacts.models import Contact
+from siyu.contacts.services import MERGE_HANDLERS
 from siyu.errors import DomainError, ValidationFailed
 from siyu.events.models import Event
 from siyu.experiments import stats
@@ -814,3 +815,26 @@ def journeys_tick(
                 if clock.monotonic() >= stop:
                     return result
     return result
+
+
+def _merge_enrollments(workspace: Workspace, survivor: Contact, other_ids: list[int]) -> int:
+    """The merged contacts' walks move to the survivor, renumbered after the survivor's own
+    entries into the same journey, so (journey, contact, seq) stays unique and a "once only"
+    journey still sees that the person has been through it."""
+    last: dict[int, int] = {}
+    for journey_id, seq in Enrollment.objects.filter(contact=survivor).values_list(
+        "journey_id", "seq"
+    ):
+        last[journey_id] = max(last.get(journey_id, 0), seq)
+    moved = list(
+        Enrollment.objects.filter(workspace=workspace, contact_id__in=other_ids)
+        .order_by("entered_at", "id")
+        .values_list("id", "journey_id")
+    )
+    for enrollment_id, journey_id in moved:
+        last[journey_id] = last.get(journey_id, 0) + 1
+        Enrollment.objects.filter(id=enrollment_id).update(contact=survivor, seq=last[journey_id])
+    return len(moved)
+
+
+MERGE_HANDLERS[Enrollment] = _merge_enrollments

@@ -195,7 +195,7 @@ class Message(WorkspaceScoped):
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False
+        Contact, on_delete=models.CASCADE, related_name="messages", db_constraint=False
     )
     channel = models.ForeignKey(
         ChannelConfig,
