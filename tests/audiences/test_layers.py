@@ -138,20 +138,23 @@ EXPECTED = {
 
 
 def _stored(pool: Layered) -> dict[str, tuple]:
-    rows = ContactLayer.objects.filter(workspace=pool.ws).values_list(
-        "contact_id",
-        "recency_days",
-        "frequency",
-        "monetary",
-        "r_score",
-        "f_score",
-        "m_score",
-        "rfm_class",
-        "lifecycle_stage",
-        "intent_layer",
-    )
+    """Each contact's stored layers, recency derived as of the last refresh."""
+    refreshed_at = LayerConfig.objects.get(workspace=pool.ws).refreshed_at
     names = {c.id: n for n, c in pool.contacts.items()}
-    return {names[cid]: (r, f, f"{m:.2f}", *rest) for cid, r, f, m, *rest in rows}
+    return {
+        names[row.contact_id]: (
+            row.recency_days_as_of(refreshed_at),
+            row.frequency,
+            f"{row.monetary:.2f}",
+            row.r_score,
+            row.f_score,
+            row.m_score,
+            row.rfm_class,
+            row.lifecycle_stage,
+            row.intent_layer,
+        )
+        for row in ContactLayer.objects.filter(workspace=pool.ws)
+    }
 
 
 @pytest.mark.django_db
@@ -163,7 +166,8 @@ def test_refresh_writes_every_contacts_layers_as_worked_out_by_hand(layered):
     assert done.median_interval_days == 20.0
     assert _stored(layered) == EXPECTED
     x = ContactLayer.objects.get(contact=layered.contacts["X"])
-    assert x.interval_days == 20.0 and x.last_order_at == ago(60) and x.computed_at == NOW
+    assert x.interval_days == 20.0 and x.last_order_at == ago(60) and x.changed_at == NOW
+    assert LayerConfig.objects.get(workspace=layered.ws).refreshed_at == NOW
     assert ContactLayer.objects.get(contact=layered.contacts["N1"]).interval_days is None
     assert ContactLayer.objects.count() == 13  # the other workspace was not layered
 
@@ -196,13 +200,72 @@ def test_a_second_refresh_replaces_the_layers_and_the_months_snapshot(layered):
 
 
 @pytest.mark.django_db
+def test_a_later_refresh_writes_only_the_contacts_whose_layers_changed(layered):
+    """A day on, with one new order, the refresh writes the rows that differ and no others, and
+    what it leaves stored equals a rewrite from scratch."""
+    first = layers_refresh(workspace=layered.ws, now=NOW - timedelta(days=1))
+    assert first.changed == 13
+    before = _stored(layered)
+    order(layered.ws, layered.contacts["S"], "store", "10.00", ago(0.5))
+
+    done = layers_refresh(workspace=layered.ws, now=NOW)
+
+    after = _stored(layered)
+    written = set(
+        ContactLayer.objects.filter(workspace=layered.ws, changed_at=NOW).values_list(
+            "contact__name", flat=True
+        )
+    )
+    # Recency is derived, so a day passing alone changes no row; S's order moves the quintiles.
+    moved = {n for n in after if after[n][1:] != before[n][1:]}
+    assert "S" in written and written == moved and done.changed == len(moved) < 13
+    ContactLayer.objects.filter(workspace=layered.ws).delete()
+    LayerConfig.objects.filter(workspace=layered.ws).update(refreshed_at=None)
+    assert layers_refresh(workspace=layered.ws, now=NOW).changed == 13
+    assert _stored(layered) == after
+    # A refresh with nothing new writes nothing, and the snapshot still has every contact.
+    assert layers_refresh(workspace=layered.ws, now=NOW).changed == 0
+    assert LayerSnapshot.objects.filter(workspace=layered.ws, month=date(2026, 3, 1)).count() == 13
+
+
+@pytest.mark.django_db
+def test_a_refresh_in_the_same_month_writes_only_moved_stages_to_the_snapshot(layered):
+    layers_refresh(workspace=layered.ws, now=NOW + timedelta(days=1))
+    march = LayerSnapshot.objects.filter(workspace=layered.ws, month=date(2026, 3, 1))
+    before = dict(march.values_list("contact__name", "id"))
+    order(layered.ws, layered.contacts["S"], "store", "10.00", ago(-1.5))
+
+    layers_refresh(workspace=layered.ws, now=NOW + timedelta(days=2))
+
+    after = dict(march.values_list("contact__name", "lifecycle_stage"))
+    assert after["S"] == "new" and len(after) == 13
+    # Rows were updated in place, none deleted and re-created.
+    assert dict(march.values_list("contact__name", "id")) == before
+
+
+@pytest.mark.django_db
+def test_a_deleted_contact_leaves_the_layers_at_the_next_refresh(layered):
+    layers_refresh(workspace=layered.ws, now=NOW - timedelta(hours=1))
+    gone = layered.contacts["S"]
+    ContactLayer.objects.filter(contact=gone).update(lifecycle_stage="loyal")  # stale on purpose
+    Contact.objects.filter(id=gone.id).update(workspace=factories.workspace())
+
+    done = layers_refresh(workspace=layered.ws, now=NOW)
+
+    assert done.contacts == 12 and done.changed == 1
+    assert not ContactLayer.objects.filter(contact_id=gone.id).exists()
+    assert not LayerSnapshot.objects.filter(workspace=layered.ws, contact_id=gone.id).exists()
+
+
+@pytest.mark.django_db
 def test_refresh_is_a_few_set_statements(layered, django_assert_num_queries):
     layer_config_get(workspace=layered.ws)
-    # savepoint, config, buyers into a temporary table (create + analyze), median, layers into
-    # a temporary table (create + analyze), drop both, delete + insert layers, delete + upsert
-    # snapshot, release; on PostgreSQL also read, raise and restore work_mem.
+    # savepoint, config (read, save, lock), buyers into a temporary table (create + analyze),
+    # median, layers into a temporary table (create + analyze), count, drop both, delete +
+    # upsert snapshot, delete + update + insert layers, record the refresh time, release; on
+    # PostgreSQL also read, raise and restore work_mem.
     extra = 3 if connection.vendor == "postgresql" else 0
-    with django_assert_num_queries(14 + extra):
+    with django_assert_num_queries(19 + extra):
         layers_refresh(workspace=layered.ws, now=NOW)
 
 
@@ -357,9 +420,17 @@ def test_the_same_expressions_give_the_same_layers_on_duckdb_over_parquet(layere
 
     def norm(rows) -> dict[str, tuple]:
         names = {c.id: n for n, c in layered.contacts.items()}
+        def recency(f, last):  # as ContactLayer.recency_days_as_of derives it
+            if not f:
+                return None
+            last = datetime.fromisoformat(last) if isinstance(last, str) else last
+            last = last.to_pydatetime() if hasattr(last, "to_pydatetime") else last
+            last = last if last.tzinfo else last.replace(tzinfo=UTC)
+            return int((NOW - last).total_seconds() // 86_400)
+
         return {
             names[cid]: (
-                whole(r),
+                recency(f, last),
                 f,
                 f"{Decimal(str(m)):.2f}",
                 whole(rs),
@@ -369,7 +440,7 @@ def test_the_same_expressions_give_the_same_layers_on_duckdb_over_parquet(layere
                 stage,
                 intent,
             )
-            for cid, r, f, m, rs, fs, ms, cls, _, _, stage, intent in rows
+            for cid, f, m, rs, fs, ms, cls, last, _, stage, intent in rows
         }
 
     assert norm(duckdb_fetch(expr, tmp_path)) == EXPECTED

@@ -84,7 +84,7 @@ def test_deleting_the_demo_removes_only_its_rows(ws):
         contact=kept,
         lifecycle_stage="prospect",
         intent_layer="silent",
-        computed_at=kept.first_seen_at,
+        changed_at=kept.first_seen_at,
     )
     before = schema()
 

@@ -205,7 +205,7 @@ def layers_expression(
     buyers: Table | None = None,
 ) -> Table:
     """One row per contact of the workspace with every ContactLayer column but the workspace and
-    the time stamp. ``median_interval`` (seconds, from ``median_interval_expression``) is the
+    the time stamp (recency is not stored: ``ContactLayer.recency_days_as_of``). ``median_interval`` (seconds, from ``median_interval_expression``) is the
     rhythm of one-order buyers; without one, the configured default interval is used."""
     if buyers is None:
         buyers = buyers_expression(workspace=workspace, config=config, now=now)
@@ -238,7 +238,6 @@ def layers_expression(
     )
     return j.select(
         contact_id=j.contact_id,
-        recency_days=j.recency_days,
         frequency=j.frequency.coalesce(0),
         monetary=j.monetary.coalesce(0),
         r_score=j.r_score,

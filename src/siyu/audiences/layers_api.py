@@ -80,6 +80,7 @@ class ConfigOut(Schema):
 
 class RefreshOut(Schema):
     contacts: int
+    changed: int = Field(description="contacts whose stored layers this refresh wrote")
     month: str = Field(description="the snapshot month, YYYY-MM")
     computed_at: datetime
     median_interval_days: float | None = Field(
@@ -102,8 +103,14 @@ class FlowOut(Schema):
 
 class ContactLayersOut(Schema):
     contact_id: int
-    computed_at: datetime | None = Field(description="null before the first refresh")
-    recency_days: int | None
+    computed_at: datetime | None = Field(
+        description="the last refresh, which these layers are as of; null before the first"
+    )
+    changed_at: datetime | None = Field(description="the refresh that last changed them")
+    recency_days: int | None = Field(
+        description="days from the last order to the refresh; null without an order in the "
+        "RFM window"
+    )
     frequency: int | None
     monetary: Decimal | None
     r_score: int | None
@@ -166,6 +173,7 @@ def refresh(request: HttpRequest) -> dict:
     done = services.layers_refresh(workspace=request.workspace)
     return {
         "contacts": done.contacts,
+        "changed": done.changed,
         "month": done.month.strftime("%Y-%m"),
         "computed_at": local_time(done.computed_at, request.workspace),
         "median_interval_days": done.median_interval_days,
@@ -207,10 +215,12 @@ def contact_layers(request: HttpRequest, contact_id: int) -> dict:
     layer: ContactLayer | None = queries.contact_layer(workspace=workspace, contact_id=contact.id)
     if layer is None:
         return {**dict.fromkeys(ContactLayersOut.model_fields), "contact_id": contact.id}
+    refreshed_at = queries.layers_computed_at(workspace=workspace)
     return {
         "contact_id": contact.id,
-        "computed_at": local_time(layer.computed_at, workspace),
-        "recency_days": layer.recency_days,
+        "computed_at": local_time(refreshed_at, workspace),
+        "changed_at": local_time(layer.changed_at, workspace),
+        "recency_days": layer.recency_days_as_of(refreshed_at),
         "frequency": layer.frequency,
         "monetary": layer.monetary,
         "r_score": layer.r_score,

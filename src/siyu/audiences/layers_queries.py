@@ -153,10 +153,11 @@ def snapshot_months(*, workspace: Workspace) -> list[date]:
 
 
 def layers_computed_at(*, workspace: Workspace) -> datetime | None:
-    """When the last refresh ran; None before the first."""
+    """When the last refresh ran (every contact's layers are as of then); None before the
+    first."""
     return (
-        ContactLayer.objects.filter(workspace=workspace)
-        .values_list("computed_at", flat=True)
+        LayerConfig.objects.filter(workspace=workspace)
+        .values_list("refreshed_at", flat=True)
         .first()
     )
 

@@ -3,8 +3,10 @@ contact's RFM class, lifecycle stage and intent layer.
 
 A refresh is a handful of set statements in one transaction: the buyers' aggregates and then
 the layers computed into temporary tables (``CREATE TEMP TABLE … AS``, which PostgreSQL may run
-in parallel), the median purchase rhythm between them, then DELETE + INSERT of the workspace's
-ContactLayer rows and an upsert of the month's snapshot. No row is built in Python, whatever the pool's size.
+in parallel), the median purchase rhythm between them, then the difference between the new
+layers and the stored ones written (DELETE the contacts that are gone, UPDATE the rows that
+changed, INSERT the new contacts) and the month's snapshot brought up to date the same way. No
+row is built in Python, whatever the pool's size, and a daily refresh writes only what moved.
 (Kept apart from ``services.py`` so tags and segments, edited by others, stay small.)
 """
 
@@ -55,7 +57,6 @@ _THRESHOLDS = ("rfm_recency_days", "rfm_frequency", "rfm_monetary")
 #: Columns ``layers_expression`` yields, in the order they are inserted.
 _COLUMNS = (
     "contact_id",
-    "recency_days",
     "frequency",
     "monetary",
     "r_score",
@@ -162,6 +163,8 @@ def layer_config_update(
 @dataclass(frozen=True)
 class LayersRefreshed:
     contacts: int
+    #: Contacts whose stored layers this refresh wrote (new, changed or gone).
+    changed: int
     month: date
     computed_at: datetime
     median_interval_days: float | None
@@ -203,6 +206,79 @@ def _memory_for_sorts() -> Iterator[None]:
 _WORK_MEM = "256MB"
 
 
+def _locked_config(workspace: Workspace) -> LayerConfig:
+    """The workspace's configuration row, saved with the defaults if it was not, and locked:
+    refreshes of one workspace run one after the other."""
+    config = layer_config_get(workspace=workspace)
+    if config.pk is None:
+        config.save()
+    return LayerConfig.objects.select_for_update().get(pk=config.pk)
+
+
+def _differs(left: str, right: str) -> str:
+    """SQL true when any layer column of the two rows differs (NULLs equal)."""
+    columns = [connection.ops.quote_name(c) for c in _COLUMNS if c != "contact_id"]
+    if connection.vendor == "postgresql":
+        return (
+            f"({', '.join(f'{left}.{c}' for c in columns)}) IS DISTINCT FROM "
+            f"({', '.join(f'{right}.{c}' for c in columns)})"
+        )
+    return "(" + " OR ".join(f"{left}.{c} IS NOT {right}.{c}" for c in columns) + ")"
+
+
+def _write_difference(workspace: Workspace, now: datetime, month: date, same_month: bool) -> int:
+    """Brings the month's snapshot and then the ContactLayer rows from what they hold to
+    ``_NEW``; returns how many contacts' rows were written. Within one month the snapshot
+    already holds the stored stages, so only contacts whose stage moved are written there."""
+    layer, snapshot = _q(ContactLayer), _q(LayerSnapshot)
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    ws = workspace.id
+    stage = connection.ops.quote_name("lifecycle_stage")
+    moved = (
+        f" AND NOT EXISTS (SELECT 1 FROM {layer} o WHERE o.contact_id = l.contact_id "  # noqa: S608
+        f"AND o.{stage} = l.{stage})"
+        if same_month
+        else ""
+    )
+    _execute(
+        f"DELETE FROM {snapshot} WHERE workspace_id = %s AND month = %s "  # noqa: S608
+        f"AND NOT EXISTS (SELECT 1 FROM {_NEW} l WHERE l.contact_id = {snapshot}.contact_id)",
+        [ws, month],
+    )
+    # "WHERE true": SQLite needs it to tell the SELECT's end from the upsert clause.
+    _execute(
+        f"INSERT INTO {snapshot} (workspace_id, month, contact_id, lifecycle_stage) "  # noqa: S608
+        f"SELECT %s, %s, l.contact_id, l.{stage} FROM {_NEW} l WHERE true{moved} "
+        "ON CONFLICT (workspace_id, month, contact_id) DO UPDATE "
+        f"SET lifecycle_stage = excluded.lifecycle_stage "
+        f"WHERE {snapshot}.lifecycle_stage <> excluded.lifecycle_stage",
+        [ws, month],
+    )
+    written = _execute(
+        f"DELETE FROM {layer} WHERE workspace_id = %s "  # noqa: S608
+        f"AND NOT EXISTS (SELECT 1 FROM {_NEW} l WHERE l.contact_id = {layer}.contact_id)",
+        [ws],
+    )
+    values = [c for c in _COLUMNS if c != "contact_id"]
+    assignments = ", ".join(
+        f"{connection.ops.quote_name(c)} = l.{connection.ops.quote_name(c)}" for c in values
+    )
+    written += _execute(
+        f"UPDATE {layer} SET {assignments}, changed_at = %s FROM {_NEW} l "  # noqa: S608
+        f"WHERE {layer}.contact_id = l.contact_id AND {_differs(layer, 'l')}",
+        [stamp],
+    )
+    columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
+    selected = ", ".join(f"l.{connection.ops.quote_name(c)}" for c in _COLUMNS)
+    written += _execute(
+        f"INSERT INTO {layer} (workspace_id, changed_at, {columns}) "  # noqa: S608
+        f"SELECT %s, %s, {selected} FROM {_NEW} l "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {layer} o WHERE o.contact_id = l.contact_id)",
+        [ws, stamp],
+    )
+    return written
+
+
 @transaction.atomic
 def layers_refresh(
     *, workspace: Workspace, now: datetime | None = None, progress: Progress | None = None
@@ -212,12 +288,15 @@ def layers_refresh(
     a month's snapshot is its last refresh, so flows compare month ends.
 
     The buyers' aggregates are computed once into a temporary table, both the median rhythm
-    and the layers read it; the layers go into a second temporary table that replaces the
-    workspace's ContactLayer rows. The month's snapshot is upserted: a contact whose stage did
-    not change since the last refresh of the month is not written again."""
+    and the layers read it; the layers go into a second temporary table, and only the
+    contacts whose layers differ from the stored ones are written."""
     now = now or timezone.now()
     progress = progress or NoProgress()
-    config = layer_config_get(workspace=workspace)
+    config = _locked_config(workspace)
+    zone = ZoneInfo(workspace.time_zone)
+    month = now.astimezone(zone).date().replace(day=1)
+    previous = config.refreshed_at
+    same_month = previous is not None and previous.astimezone(zone).date().replace(day=1) == month
     progress.start("RFM, lifecycle and intent layers", 3)
     with _memory_for_sorts():
         buyers = _stage(_BUYERS, buyers_expression(workspace=workspace, config=config, now=now))
@@ -237,36 +316,17 @@ def layers_refresh(
             ),
         )
         _execute(f"DROP TABLE {_BUYERS}", [])
-        layer, stamp = _q(ContactLayer), connection.ops.adapt_datetimefield_value(now)
-        _execute(f"DELETE FROM {layer} WHERE workspace_id = %s", [workspace.id])  # noqa: S608 - table names from models
-        columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
-        selected = ", ".join(f"l.{connection.ops.quote_name(c)}" for c in _COLUMNS)
-        written = _execute(
-            f"INSERT INTO {layer} (workspace_id, computed_at, {columns}) "  # noqa: S608
-            f"SELECT %s, %s, {selected} FROM {_NEW} l",
-            [workspace.id, stamp],
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {_NEW}")  # noqa: S608
+            (contacts,) = cursor.fetchone()
         progress.advance()
-        month = now.astimezone(ZoneInfo(workspace.time_zone)).date().replace(day=1)
-        snapshot = _q(LayerSnapshot)
-        _execute(
-            f"DELETE FROM {snapshot} WHERE workspace_id = %s AND month = %s "  # noqa: S608
-            f"AND NOT EXISTS (SELECT 1 FROM {_NEW} l WHERE l.contact_id = {snapshot}.contact_id)",
-            [workspace.id, month],
-        )
-        # "WHERE true": SQLite needs it to tell the SELECT's end from the upsert clause.
-        _execute(
-            f"INSERT INTO {snapshot} (workspace_id, month, contact_id, lifecycle_stage) "  # noqa: S608
-            f"SELECT %s, %s, l.contact_id, l.lifecycle_stage FROM {_NEW} l WHERE true "
-            "ON CONFLICT (workspace_id, month, contact_id) DO UPDATE "
-            "SET lifecycle_stage = excluded.lifecycle_stage "
-            f"WHERE {snapshot}.lifecycle_stage <> excluded.lifecycle_stage",
-            [workspace.id, month],
-        )
+        changed = _write_difference(workspace, now, month, same_month)
         _execute(f"DROP TABLE {_NEW}", [])
+    LayerConfig.objects.filter(pk=config.pk).update(refreshed_at=now)
     progress.advance()
     return LayersRefreshed(
-        contacts=written,
+        contacts=contacts,
+        changed=changed,
         month=month,
         computed_at=now,
         median_interval_days=median / 86_400 if median is not None else None,

@@ -3,6 +3,8 @@ membership is refreshed in SQL, with who entered and left at each refresh and th
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -236,6 +238,9 @@ class LayerConfig(WorkspaceScoped):
     intent_window_days = models.PositiveIntegerField(default=90)
     intent_min_interactions = models.PositiveIntegerField(default=3)
     updated_at = models.DateTimeField(auto_now=True)
+    #: When ``layers_refresh`` last ran: every ContactLayer row is as of this moment, also the
+    #: rows it left alone because nothing about them changed.
+    refreshed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -244,11 +249,15 @@ class LayerConfig(WorkspaceScoped):
 
 
 class ContactLayer(WorkspaceScoped):
-    """One contact's layers as of the last refresh; rewritten whole by ``layers_refresh``.
+    """One contact's layers as of the workspace's last refresh (``LayerConfig.refreshed_at``).
+    A refresh writes only the rows whose values changed, so a day's refresh of a million
+    contacts touches the few thousand that bought, lapsed or crossed a threshold.
 
-    ``recency_days``, ``frequency`` and ``monetary`` cover the RFM window only (no order in it:
-    no scores, no class); ``last_order_at`` and ``interval_days`` (the mean gap between the
-    contact's orders, none for fewer than two) cover the whole history and drive the stage."""
+    ``frequency`` and ``monetary`` cover the RFM window only (no order in it: no scores, no
+    class); ``last_order_at`` and ``interval_days`` (the mean gap between the contact's orders,
+    none for fewer than two) cover the whole history and drive the stage. Recency is not stored
+    (it grows every day for every buyer, and storing it would rewrite every row each refresh):
+    ``recency_days_as_of`` derives it from ``last_order_at``."""
 
     # No database FK constraint (the ORM still cascades): the table is rewritten whole from the
     # contacts in the same transaction, and checking a million deferred FK triggers at commit
@@ -256,7 +265,6 @@ class ContactLayer(WorkspaceScoped):
     contact = models.OneToOneField(
         "contacts.Contact", on_delete=models.CASCADE, related_name="layer", db_constraint=False
     )
-    recency_days = models.PositiveIntegerField(null=True, blank=True)
     frequency = models.PositiveIntegerField(default=0)
     monetary = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     r_score = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -267,7 +275,8 @@ class ContactLayer(WorkspaceScoped):
     interval_days = models.FloatField(null=True, blank=True)
     lifecycle_stage = models.CharField(max_length=10, choices=LifecycleStage.choices)
     intent_layer = models.CharField(max_length=10, choices=IntentLayer.choices)
-    computed_at = models.DateTimeField()
+    #: The refresh that last changed this row (its values have held since).
+    changed_at = models.DateTimeField()
 
     class Meta:
         indexes = [
@@ -275,6 +284,13 @@ class ContactLayer(WorkspaceScoped):
             models.Index(fields=["workspace", "lifecycle_stage"]),
             models.Index(fields=["workspace", "intent_layer"]),
         ]
+
+    def recency_days_as_of(self, moment: datetime | None) -> int | None:
+        """Whole days from the last order to ``moment`` (the refresh), for a contact with an
+        order in the RFM window (its last order is then the window's last); None otherwise."""
+        if moment is None or not self.frequency or self.last_order_at is None:
+            return None
+        return int((moment - self.last_order_at).total_seconds() // 86_400)
 
 
 class LayerSnapshot(WorkspaceScoped):
