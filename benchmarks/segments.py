@@ -251,8 +251,9 @@ def db_timings(
         hand = hand.replace("GREATEST(", "MAX(").replace("CROSS JOIN LATERAL", "LEFT JOIN")
     rows: list[tuple[str, float, float | None]] = []
     print(
-        f"\n{engine}: layers_refresh (buyers + median + layers + DELETE/INSERT + snapshot upsert): "
-        f"{refresh_s:.2f} s (best of 1 after a warm-up); the first run {first_s:.2f} s"
+        f"\n{engine}: layers_refresh (buyers + median + layers + the changed rows written, "
+        f"snapshot included): {refresh_s:.2f} s a day after the previous refresh "
+        f"(which took {first_s:.2f} s); target < 30 s for 1M contacts on PostgreSQL"
     )
     t_ibis, _ = best(ibis_layers, args.repeat)
     t_med, _ = best(
@@ -318,11 +319,17 @@ def main() -> None:
             db_scalar(to_sql(median_interval_expression(workspace=ws, config=config, now=now)))
         )
     else:
+        # Yesterday's refresh (the first one on a new database writes every row), then today's:
+        # the daily refresh, which recomputes everything and writes what a day changed.
         started = time.perf_counter()
-        layers_refresh(workspace=ws, now=now)
+        before = layers_refresh(workspace=ws, now=now - timedelta(days=1))
         first_s = time.perf_counter() - started
         refresh_s, done = best(lambda: layers_refresh(workspace=ws, now=now), 1)
         median = done.median_interval_days * 86_400
+        print(
+            f"layers_refresh a day earlier: {first_s:.2f} s, {before.changed:,} rows written; "
+            f"today's: {refresh_s:.2f} s, {done.changed:,} rows written"
+        )
     expr = layers_expression(workspace=ws, config=config, now=now, median_interval=median)
     if not args.only_duckdb:
         db_timings(ws, tag_id, now, engine, config, median, first_s, refresh_s, args)

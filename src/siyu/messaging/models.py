@@ -195,7 +195,11 @@ class Message(WorkspaceScoped):
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="messages", db_constraint=False
+        Contact,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        db_constraint=False,
+        db_index=False,  # message_contact_time leads with it
     )
     channel = models.ForeignKey(
         ChannelConfig,
@@ -263,8 +267,12 @@ class Message(WorkspaceScoped):
             models.Index(
                 fields=["locked_until"], name="message_lease", condition=Q(status="sending")
             ),
-            # The caps' and the global cap's day and week windows.
+            # The global cap's day and the outbox's date filter.
             models.Index(fields=["workspace", "scheduled_at"], name="message_day"),
+            # One contact's messages in a cap window (queueing looks up each contact it queues
+            # for, so the cost follows the batch, not the week's volume), merges and the
+            # contact page.
+            models.Index(fields=["contact", "scheduled_at"], name="message_contact_time"),
             # The outbox list and its counts per status.
             models.Index(fields=["workspace", "status", "id"], name="message_list"),
             models.Index(

@@ -233,9 +233,9 @@ def messages_queue(
     the attached product's name): every one the template uses must be there. ``journey_id`` and
     ``journey_step`` are written on every row, so a journey can count its steps' messages.
 
-    The statement joins each contact once to its consent, its address and its cap counts, the
-    last pre-aggregated by contact in one GROUP BY over the cap window; no per-contact
-    subqueries, so a million contacts queue in seconds."""
+    The statement joins each contact once to its consent and its address, and counts its
+    messages in the cap window with one index lookup per contact (a LATERAL subquery on
+    PostgreSQL), so the cost follows the batch, never the workspace's weekly volume."""
     if template.workspace_id != workspace.id or channel.workspace_id != workspace.id:
         raise NotFound("not_found", "Template or channel not found in this workspace.")
     if template.channel_kind != channel.kind:
@@ -280,19 +280,7 @@ def messages_queue(
     sql = _Sql()
     ctes: list[str] = []
     joins: list[str] = []
-    if day_cap is not None or week_cap is not None:
-        # One pass over the cap window (the week holds the day: both end with the same local
-        # day), served by the message_day index; contacts without messages join to nothing.
-        window_from = week_from if week_cap is not None else day_from
-        ctes.append(
-            sql.add(
-                f"capn AS (SELECT m.contact_id, SUM(CASE WHEN m.scheduled_at >= %s THEN 1 ELSE 0 END) AS day_n, "  # noqa: S608
-                f"COUNT(*) AS week_n FROM {msg} m WHERE m.workspace_id = %s AND m.scheduled_at >= %s "
-                f"AND m.scheduled_at < %s AND m.channel_kind = %s AND m.status IN ({counted}) "
-                "GROUP BY m.contact_id)",
-                [_ts(day_from), workspace.id, _ts(window_from), _ts(day_to), channel.kind],
-            )
-        )
+    capped = day_cap is not None or week_cap is not None
     subject_sql, subject_params = rendering.render_sql(template.subject, constants)
     body_sql, body_params = rendering.render_sql(template.body, constants)
     select = sql.add(
@@ -300,6 +288,35 @@ def messages_queue(
         "%s || CAST(c.id AS TEXT) AS ikey",
         [*subject_params, *body_params, prefix],
     )
+    # Cap counts first: on SQLite they are subqueries of this select, whose parameters come
+    # before the joins'.
+    if capped:
+        # Each candidate's own messages in the cap window (the week holds the day: both end
+        # with the same local day), looked up by the message_contact_time index: the work
+        # follows the contacts queued, not how much the workspace sent this week.
+        window_from = week_from if week_cap is not None else day_from
+        window = (
+            f"FROM {msg} m WHERE m.contact_id = c.id AND m.scheduled_at >= %s "  # noqa: S608
+            f"AND m.scheduled_at < %s AND m.channel_kind = %s AND m.status IN ({counted})"
+        )
+        window_params = [_ts(window_from), _ts(day_to), channel.kind]
+        if connection.vendor == "postgresql":
+            select += ", capn.day_n, capn.week_n"
+            joins.append(
+                sql.add(
+                    "CROSS JOIN LATERAL (SELECT COUNT(*) FILTER (WHERE m.scheduled_at >= %s) "
+                    f"AS day_n, COUNT(*) AS week_n {window}) capn",
+                    [_ts(day_from), *window_params],
+                )
+            )
+        else:
+            select += sql.add(
+                f", (SELECT COUNT(*) {window} AND m.scheduled_at >= %s) AS day_n, "
+                f"(SELECT COUNT(*) {window}) AS week_n",
+                [*window_params, _ts(day_from), *window_params],
+            )
+    else:
+        select += ", 0 AS day_n, 0 AS week_n"
     if rendering.uses_store(template.subject, template.body):
         joins.append(f"LEFT JOIN {Store._meta.db_table} s ON s.id = c.store_id")
     if channel.consent_channel:
@@ -326,11 +343,6 @@ def messages_queue(
         )
     else:
         select += ", 1 AS has_address"
-    if ctes:
-        select += ", COALESCE(capn.day_n, 0) AS day_n, COALESCE(capn.week_n, 0) AS week_n"
-        joins.append("LEFT JOIN capn ON capn.contact_id = c.id")
-    else:
-        select += ", 0 AS day_n, 0 AS week_n"
     # A contact queued before under this key is skipped by ON CONFLICT. The statement anti-joins
     # the outbox up front only when it matters: for the global cap, which counts the new rows in
     # order, and when this prefix was queued before (a re-queue), where skipping a million rows
