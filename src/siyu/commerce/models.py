@@ -99,13 +99,25 @@ class OrderStatus(models.TextChoices):
 
 
 class Order(WorkspaceScoped):
-    """``amount`` is what the customer paid: ``gross_amount - discount_amount``."""
+    """``amount`` is what the customer paid: ``gross_amount - discount_amount``.
 
+    Every index costs each imported row a B-tree insert, so there is none that another already
+    serves: a contact's and a store's orders are found by contact / store id (which imply the
+    workspace), and the workspace's own key carries no database constraint (a per-row check at
+    commit on the one workspace row; workspaces are deleted through Django, which cascades). The
+    contact keeps its constraint: it is what stops an import racing a merge from leaving orders
+    of a contact that no longer exists."""
+
+    workspace = models.ForeignKey(
+        "tenancy.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     order_no = models.CharField(max_length=64)
-    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="orders")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="orders", db_index=False)
     channel = models.CharField(max_length=16, choices=OrderChannel.choices)
     platform = models.CharField(max_length=32, blank=True)
-    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
+    store = models.ForeignKey(
+        Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders", db_index=False
+    )
     staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
     paid_at = models.DateTimeField()
     gross_amount = models.DecimalField(**MONEY)
@@ -133,12 +145,16 @@ class Order(WorkspaceScoped):
         ]
         indexes = [
             models.Index(fields=["workspace", "paid_at"]),
-            models.Index(fields=["workspace", "contact", "paid_at"]),
-            models.Index(fields=["workspace", "store", "paid_at"]),
+            models.Index(fields=["contact", "paid_at"], name="order_contact_time"),
+            models.Index(fields=["store", "paid_at"], name="order_store_time"),
         ]
 
 
 class OrderItem(WorkspaceScoped):
+    # As on Order: (workspace, sku) serves the workspace, and its key has no database check.
+    workspace = models.ForeignKey(
+        "tenancy.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     sku = models.CharField(max_length=64)

@@ -21,9 +21,9 @@ parse (or a date PostgreSQL refuses), the statement is rolled back to its savepo
 with casts that turn such cells into NULL — and so those rows into ordinary-path rows — costing
 that one chunk a few microseconds per row more.
 
-What is left is mostly the tables' own cost: each order row updates nine indexes and its items
-five, and every foreign key is checked row by row at commit. ``benchmarks/ingest.py`` measures
-that floor next to the import.
+What is left is mostly the tables' own cost: each order row updates six indexes and its items
+four, an event four, and the contact (and an order's store and staff) foreign keys are checked
+row by row at commit. ``benchmarks/ingest.py`` measures that floor next to the import.
 """
 
 from __future__ import annotations
