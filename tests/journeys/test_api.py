@@ -1,4 +1,5 @@
 from siyu.journeys.models import Enrollment
+from siyu.tenancy.models import ApiKey, AuditLog
 from tests import factories
 from tests.journeys.conftest import send_step
 
@@ -56,3 +57,18 @@ def test_dry_run_over_the_api(api, ws, console):
     assert body["audience"] == 4
     assert body["steps"][0]["reach"] == 4
     assert len(body["sample"]) == 4
+
+
+def test_writes_through_the_api_are_audited_with_the_key_that_made_them(api, ws, console):
+    created = api.post("/api/v1/journeys", {"name": "欢迎", "definition": _definition(ws, console)}, content_type="application/json")
+    journey_id = created.json()["id"]
+    api.post(f"/api/v1/journeys/{journey_id}/publish")
+    api.post(f"/api/v1/journeys/{journey_id}/launch", {}, content_type="application/json")
+
+    key = ApiKey.objects.get(workspace=ws)
+    trail = AuditLog.objects.filter(workspace=ws, target_type="journey").order_by("id")
+    assert [(a.action, a.actor_api_key_id, a.actor_user_id) for a in trail] == [
+        ("journey.create", key.id, None),
+        ("journey.publish", key.id, None),
+        ("journey.launch", key.id, None),
+    ]

@@ -15,6 +15,12 @@ from siyu.ingest import BatchResult
 from siyu.tenancy.models import Workspace
 
 
+def api_actor(request: Any) -> Any:
+    """The API key a request came with, as the ``actor`` of the services it calls (so the audit
+    log says which key made a change); None where no key authenticated it (tests' clients)."""
+    return getattr(request, "api_key", None)
+
+
 def _within_batch_limit(value: Any) -> Any:
     # Checked before the items are validated, so an oversized batch costs no per-item work.
     limit = settings.SIYU_API_MAX_BATCH

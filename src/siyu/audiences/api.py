@@ -10,7 +10,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
-from siyu.api.common import ErrorOut, local_time
+from siyu.api.common import ErrorOut, api_actor, local_time
 from siyu.audiences import queries, services
 from siyu.audiences.models import Segment, SegmentKind, TagSource
 from siyu.contacts.models import Contact
@@ -145,6 +145,7 @@ def segment_create(request: HttpRequest, payload: SegmentIn) -> Status:
         rule=payload.rule,
         kind=payload.kind,
         description=payload.description,
+        actor=api_actor(request),
     )
     return Status(201, _segment_out(segment, request.workspace))
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from siyu.api.common import ErrorOut, local_time
+from siyu.api.common import ErrorOut, api_actor, local_time
 from siyu.audiences import layers_queries as queries
 from siyu.audiences import layers_services as services
 from siyu.audiences.models import (
@@ -158,7 +158,9 @@ def config_get(request: HttpRequest) -> dict:
     "the next refresh. Refusals name the setting in `path`.",
 )
 def config_put(request: HttpRequest, payload: ConfigIn) -> dict:
-    config = services.layer_config_update(workspace=request.workspace, values=payload.model_dump())
+    config = services.layer_config_update(
+        workspace=request.workspace, values=payload.model_dump(), actor=api_actor(request)
+    )
     return _config_out(config, request.workspace)
 
 

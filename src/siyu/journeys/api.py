@@ -11,7 +11,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
-from siyu.api.common import ErrorOut
+from siyu.api.common import ErrorOut, api_actor
 from siyu.audiences import queries as audiences_queries
 from siyu.journeys import queries, services
 from siyu.journeys.models import Journey
@@ -92,6 +92,7 @@ def journey_create(request: HttpRequest, payload: JourneyIn):
         name=payload.name,
         description=payload.description,
         definition=payload.definition,
+        actor=api_actor(request),
     )
     return Status(201, _out(journey))
 
@@ -117,6 +118,7 @@ def journey_update(request: HttpRequest, journey_id: int, payload: JourneyUpdate
         definition=payload.definition,
         name=payload.name,
         description=payload.description,
+        actor=api_actor(request),
     )
     return _out(journey)
 
@@ -124,7 +126,11 @@ def journey_update(request: HttpRequest, journey_id: int, payload: JourneyUpdate
 def _action(request: HttpRequest, journey_id: int, action) -> dict:
     ws = request.workspace
     return _out(
-        action(workspace=ws, journey=queries.journey_get(workspace=ws, journey_id=journey_id))
+        action(
+            workspace=ws,
+            journey=queries.journey_get(workspace=ws, journey_id=journey_id),
+            actor=api_actor(request),
+        )
     )
 
 
@@ -165,6 +171,7 @@ def journey_launch(request: HttpRequest, journey_id: int, payload: LaunchIn):
         workspace=ws,
         journey=queries.journey_get(workspace=ws, journey_id=journey_id),
         segment=segment,
+        actor=api_actor(request),
     )
     return {"run_id": run.id, "enrolled": run.enrolled}
 

@@ -150,12 +150,17 @@ def journey_create(
         journey=journey,
         number=1,
         definition=_validate(workspace, definition, now),
-        created_by=actor,
+        created_by=_login(actor),
     )
     journey.current_version = version
     journey.save(update_fields=["current_version"])
     audit_record(workspace=workspace, action="journey.create", actor_user=actor, target=journey)
     return journey
+
+
+def _login(actor: Any) -> Any:
+    """The user behind ``actor`` (None for an API key, which the audit log records instead)."""
+    return actor if getattr(actor, "is_authenticated", False) else None
 
 
 def _locked(workspace: Workspace, journey: Journey) -> Journey:
@@ -192,7 +197,7 @@ def journey_update(
             journey=journey,
             number=current.number + 1,
             definition=clean,
-            created_by=actor,
+            created_by=_login(actor),
             published_at=now if journey.status != JourneyStatus.DRAFT else None,
         )
         journey.current_version = current

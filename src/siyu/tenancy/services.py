@@ -95,6 +95,10 @@ def audit_record(
     target: Any = None,
     data: dict | None = None,
 ) -> AuditLog:
+    """``actor_user`` may be an API key (services take one ``actor``, a login or the key an API
+    call came with); it is then recorded as the key."""
+    if isinstance(actor_user, ApiKey):
+        actor_user, actor_api_key = None, actor_api_key or actor_user
     return AuditLog.objects.create(
         workspace=workspace,
         action=action,
