@@ -259,6 +259,11 @@ def main() -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (else DATABASE_URL or SQLite)")
     parser.add_argument("--no-duckdb", action="store_true")
     parser.add_argument(
+        "--parquet-dir",
+        help="reuse the Parquet files already in this folder (e.g. the segments benchmark's "
+        "export of the same workspace); the tables missing there are exported into it",
+    )
+    parser.add_argument(
         "--workspace", help="slug of an existing workspace, e.g. demo (from `siyu demo`)"
     )
     args = parser.parse_args()
@@ -370,14 +375,18 @@ def main() -> None:
 
     if args.no_duckdb:
         return
-    directory = Path(tempfile.mkdtemp(prefix="siyu-bench-analytics-"))
+    directory = Path(args.parquet_dir or tempfile.mkdtemp(prefix="siyu-bench-analytics-"))
+    needed = [Contact, Order, Event, DailyRollup]
+    missing = [m for m in needed if not (directory / f"{m._meta.db_table}.parquet").exists()]
     started = time.perf_counter()
-    parquet_export(
-        models_=[Contact, Order, Event, DailyRollup], directory=directory, workspace_id=ws.id
+    parquet_export(models_=missing, directory=directory, workspace_id=ws.id)
+    print(
+        f"\nParquet export of {', '.join(m.__name__ for m in missing) or 'nothing'}: "
+        f"{time.perf_counter() - started:.1f} s ({directory})"
     )
-    print(f"\nParquet export: {time.perf_counter() - started:.1f} s ({directory})")
     con = ibis.duckdb.connect()
-    for path in sorted(directory.glob("*.parquet")):
+    for model in needed:
+        path = directory / f"{model._meta.db_table}.parquet"
         con.raw_sql(f"CREATE TABLE {path.stem} AS SELECT * FROM read_parquet('{path}')")
     raw_con = con.con
 
