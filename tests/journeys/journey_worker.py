@@ -27,6 +27,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db.models import Count  # noqa: E402
 
+from siyu.audiences import services as audiences  # noqa: E402
 from siyu.contacts.models import Contact  # noqa: E402
 from siyu.journeys import services as journeys  # noqa: E402
 from siyu.journeys.models import Enrollment  # noqa: E402
@@ -52,12 +53,18 @@ def seed(count: int, url: str, secret: str) -> None:
         workspace=ws, kind="webhook", name="hook", settings={"url": url, "secret": secret}, rate_per_second=SEND_RATE
     )
     template = messaging.template_save(workspace=ws, name="t", channel_kind="webhook", body="Hi {{nickname}}")
+    tag = audiences.tag_create(workspace=ws, group=audiences.tag_group_create(workspace=ws, name="g"), name="member day")
     journey = journeys.journey_create(
         workspace=ws,
         name="member day",
         definition={
             "trigger": {"type": "manual"},
-            "steps": [{"key": "notify", "type": "webhook", "channel_id": channel.id, "template_id": template.id}],
+            # A tag first, so the launch leaves every walk to the workers (a journey that starts
+            # by sending queues its messages as it launches): the kill lands mid-walk.
+            "steps": [
+                {"key": "mark", "type": "tag", "tag_id": tag.id, "action": "add"},
+                {"key": "notify", "type": "webhook", "channel_id": channel.id, "template_id": template.id},
+            ],
         },
     )
     journeys.journey_publish(workspace=ws, journey=journey)

@@ -1,4 +1,4 @@
-"""The journey kill test: a 10,000-contact journey (launch → webhook step) is walked and sent by
+"""The journey kill test: a 10,000-contact journey (launch → tag → webhook step) is walked and sent by
 a real worker process that is SIGKILLed midway — some enrollments not yet moved, some messages
 in flight. Two restarted workers finish it: every contact gets exactly one message, the
 receiver sees every key (a repeat of the dead worker's unrecorded chunk carries the same key

@@ -33,12 +33,13 @@ def test_a_manual_launch_sends_each_member_one_message_and_a_second_launch_sends
     journey = _live(ws, {"trigger": {"type": "manual", "segment_id": segment.id}, "steps": [send_step(console)]})
 
     run = services.journey_launch(workspace=ws, journey=journey, now=NOON)
-    result = services.journeys_tick(now=NOON)
 
+    # A first send step runs as they enter: queued by the launch, each walk written once.
     assert run.enrolled == 30
-    assert result.moved == 30
     messages = Message.objects.filter(workspace=ws, journey_id=journey.id, journey_step="hello")
     assert messages.count() == 30
+    assert StepCount.objects.get(journey=journey, step_key="hello").reached == 30
+    assert services.journeys_tick(now=NOON).moved == 0
     assert {m.body for m in messages[:3]} == {f"Hi {m.name}, cherries are in!" for m in members}.intersection(
         {m.body for m in messages[:3]}
     )
@@ -67,6 +68,34 @@ def test_a_wait_holds_the_walk_until_its_time(ws, console):
 
     services.journeys_tick(now=NOON + timedelta(days=1))
     assert Message.objects.filter(journey_id=journey.id).count() == 5
+
+
+def test_a_send_at_entry_moves_the_walk_on_to_the_wait_after_it(ws, console):
+    members = factories.contacts_many(ws, 4)
+    journey = _live(
+        ws,
+        {
+            "trigger": {"type": "manual", "segment_id": factories.segment_with(ws, members).id},
+            "steps": [
+                send_step(console, key="hello"),
+                {"key": "pause", "type": "wait", "duration": {"days": 2}},
+                send_step(console, key="again"),
+            ],
+        },
+    )
+    services.journey_launch(workspace=ws, journey=journey, now=NOON)
+
+    walks = Enrollment.objects.filter(journey=journey)
+    assert set(walks.values_list("status", "step_key")) == {("active", "pause")}
+    assert {w.next_run_at for w in walks} == {NOON + timedelta(days=2)}
+    assert Message.objects.filter(journey_id=journey.id, journey_step="hello").count() == 4
+    # Launching again the same moment enrolls nobody and queues nothing twice.
+    assert services.journey_launch(workspace=ws, journey=journey, now=NOON).enrolled == 0
+    assert Message.objects.filter(journey_id=journey.id).count() == 4
+
+    services.journeys_tick(now=NOON + timedelta(days=2))
+    assert Message.objects.filter(journey_id=journey.id, journey_step="again").count() == 4
+    assert _count_by_status(journey) == {"completed": 4}
 
 
 def test_a_wait_until_tuesday_ten_is_in_the_workspace_time_zone(ws, console):
@@ -293,9 +322,11 @@ def test_a_disabled_channel_fails_the_walk_with_the_reason_instead_of_leaving_it
         ws,
         {"trigger": {"type": "manual", "segment_id": factories.segment_with(ws, members).id}, "steps": [send_step(console)]},
     )
-    services.journey_launch(workspace=ws, journey=journey, now=NOON)
     channel.enabled = False
     channel.save()
+    # Refused at entry, so they enter at the step; the walk then fails them with the reason.
+    services.journey_launch(workspace=ws, journey=journey, now=NOON)
+    assert set(Enrollment.objects.filter(journey=journey).values_list("status", flat=True)) == {"active"}
 
     services.journeys_tick(now=NOON)
 

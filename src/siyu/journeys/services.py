@@ -8,7 +8,9 @@ at once: the rows are claimed (FOR UPDATE SKIP LOCKED on PostgreSQL, so several 
 the work), the step's effect is written (outbox rows, tags, staff tasks) and the rows move on,
 all in ONE transaction. A worker that dies mid-step therefore leaves nothing half-done: the
 transaction rolls back and the rows are due again; the outbox's idempotency keys
-("journey:<id>:<step>:<entry number>:contact:<id>") make a repeated step a no-op besides.
+("journey:<id>:<step>:<entry number>:contact:<id>") make a repeated step a no-op besides. A
+journey that starts by sending runs that step as contacts enter (``_enter_sending``): one write
+per walk instead of an insert and a move.
 
 Raw SQL here is composed of table names from model ``_meta``, constants and compiled rule SQL;
 every value travels as a parameter.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time as clock
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -390,24 +393,32 @@ def _enroll(
     first = definition["steps"][0]
     zone = ZoneInfo(workspace.time_zone)
     holdout = definition.get("holdout_percent", 0)
-    sql = (
-        f"INSERT INTO {enr} (workspace_id, journey_id, version_id, contact_id, entry_key, seq, status, "  # noqa: S608
-        "step_key, next_run_at, variant, entered_at, exit_reason) "
-        f"SELECT %s, %s, %s, src.cid, MIN(src.ekey), {seq_sql}, '{EnrollmentStatus.ACTIVE}', %s, %s, '', %s, '' "
-        f"FROM ({source_sql}) src WHERE {' AND '.join(filters) or '1 = 1'} GROUP BY src.cid "
-        "ON CONFLICT DO NOTHING" + (" RETURNING id, contact_id" if holdout else "")
+
+    def insert(
+        status: str, step_key: str, next_run_at: datetime, exited: bool
+    ) -> tuple[str, list[Any]]:
+        """The INSERT … SELECT entering the source's contacts in ``status`` at ``step_key``."""
+        values = [workspace.id, journey.id, version.id, *seq_params, step_key]
+        values += [_ts(next_run_at), _ts(now), _ts(now) if exited else None]
+        return (
+            f"INSERT INTO {enr} (workspace_id, journey_id, version_id, contact_id, entry_key, seq, "  # noqa: S608
+            "status, step_key, next_run_at, variant, entered_at, exited_at, exit_reason) "
+            f"SELECT %s, %s, %s, src.cid, MIN(src.ekey), {seq_sql}, '{status}', %s, %s, '', %s, %s, "
+            f"'{'completed' if exited else ''}' "
+            f"FROM ({source_sql}) src WHERE {' AND '.join(filters) or '1 = 1'} GROUP BY src.cid "
+            "ON CONFLICT DO NOTHING" + (" RETURNING id, contact_id" if holdout else ""),
+            [*values, *source_params, *filter_params],
+        )
+
+    if not holdout and first["type"] in ("send", "webhook") and arrival_time(first, now, zone) <= now:
+        try:
+            with transaction.atomic():
+                return _enter_sending(journey, version, first, now, reentry, insert)
+        except (DomainError, MessageTemplate.DoesNotExist, ChannelConfig.DoesNotExist):
+            pass  # a refused send: entered at the step instead, the walk fails them with the reason
+    sql, params = insert(
+        EnrollmentStatus.ACTIVE, first["key"], arrival_time(first, now, zone), False
     )
-    params = [
-        workspace.id,
-        journey.id,
-        version.id,
-        *seq_params,
-        first["key"],
-        _ts(arrival_time(first, now, zone)),
-        _ts(now),
-        *source_params,
-        *filter_params,
-    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if not holdout:
@@ -417,6 +428,39 @@ def _enroll(
     held = [rows[i][0] for i in (buckets < holdout * stats.BUCKETS // 100).nonzero()[0]]
     _update(held, status=EnrollmentStatus.HOLDOUT, exited_at=now, exit_reason="holdout")
     return len(rows)
+
+
+def _enter_sending(
+    journey: Journey,
+    version: JourneyVersion,
+    first: dict,
+    now: datetime,
+    reentry: str,
+    insert: Callable[[str, str, datetime, bool], tuple[str, list[Any]]],
+) -> int:
+    """Entering a journey that starts by sending: the entrants' messages are queued in the same
+    transaction and the walks are written already past the step (completed when it was the
+    last), so a launch writes each enrollment once instead of inserting it at the step and
+    moving it a moment later. What is written is what the walk would have written: the same
+    outbox keys, caps and step count."""
+    definition = version.definition
+    after = first.get("next", spec.next_in_list(definition["steps"], 0))
+    if after == spec.EXIT:
+        sql, params = insert(EnrollmentStatus.COMPLETED, first["key"], now, True)
+    else:
+        step = spec.step_by_key(definition)[after][1]
+        zone = ZoneInfo(journey.workspace.time_zone)
+        sql, params = insert(EnrollmentStatus.ACTIVE, after, arrival_time(step, now, zone), False)
+    entered = _execute(sql, params)
+    if not entered:
+        return 0
+    _count(journey, version, first["key"], entered)
+    now_entered = Enrollment.objects.filter(journey=journey, version=version, entered_at=now)
+    seqs = [1] if reentry == "once" else sorted(set(now_entered.values_list("seq", flat=True)))
+    for seq in seqs:
+        contacts = Contact.objects.filter(id__in=now_entered.filter(seq=seq).values("contact_id"))
+        _send(journey=journey, version=version, step=first, seq=seq, contact_ids=contacts, now=now)
+    return entered
 
 
 # --- walking ------------------------------------------------------------------------------------
@@ -483,19 +527,13 @@ def _effect(
     kind = step["type"]
     prefix = f"journey:{journey.id}:{step['key']}:{seq}"
     if kind in ("send", "webhook"):
-        caps = definition.get("caps") or {}
-        messaging_services.messages_queue(
-            workspace=workspace,
-            template=MessageTemplate.objects.get(workspace=workspace, id=step["template_id"]),
-            channel=ChannelConfig.objects.get(workspace=workspace, id=step["channel_id"]),
+        _send(
+            journey=journey,
+            version=version,
+            step=step,
+            seq=seq,
             contact_ids=claimed.contact_ids,
-            idempotency_prefix=prefix,
             now=now,
-            daily_cap=caps.get("daily"),
-            weekly_cap=caps.get("weekly"),
-            variables=step.get("variables") or None,
-            journey_id=journey.id,
-            journey_step=step["key"],
         )
     elif kind == "tag":
         tag = Tag.objects.get(workspace=workspace, id=step["tag_id"])
@@ -539,6 +577,34 @@ def _effect(
     elif kind == "exit":
         return [(claimed.ids, spec.EXIT)]
     return [(claimed.ids, after)]
+
+
+def _send(
+    *,
+    journey: Journey,
+    version: JourneyVersion,
+    step: dict,
+    seq: int,
+    contact_ids: list[int] | QuerySet[Contact],
+    now: datetime,
+) -> None:
+    """Queues a send or webhook step's message for ``contact_ids`` under the walk's outbox keys,
+    with the journey's caps."""
+    workspace = journey.workspace
+    caps = version.definition.get("caps") or {}
+    messaging_services.messages_queue(
+        workspace=workspace,
+        template=MessageTemplate.objects.get(workspace=workspace, id=step["template_id"]),
+        channel=ChannelConfig.objects.get(workspace=workspace, id=step["channel_id"]),
+        contact_ids=contact_ids,
+        idempotency_prefix=f"journey:{journey.id}:{step['key']}:{seq}",
+        now=now,
+        daily_cap=caps.get("daily"),
+        weekly_cap=caps.get("weekly"),
+        variables=step.get("variables") or None,
+        journey_id=journey.id,
+        journey_step=step["key"],
+    )
 
 
 def _split(
