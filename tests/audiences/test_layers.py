@@ -260,12 +260,13 @@ def test_a_deleted_contact_leaves_the_layers_at_the_next_refresh(layered):
 @pytest.mark.django_db
 def test_refresh_is_a_few_set_statements(layered, django_assert_num_queries):
     layer_config_get(workspace=layered.ws)
-    # savepoint, config (read, save, lock), buyers into a temporary table (create + analyze),
-    # median, layers into a temporary table (create + analyze), count, drop both, delete +
-    # upsert snapshot, delete + update + insert layers, record the refresh time, release; on
-    # PostgreSQL also read, raise and restore work_mem.
+    # savepoint, config (read, save, lock), buyers and intent into temporary tables (create +
+    # analyze each), median, layers into a temporary table (create + analyze), count, drop
+    # buyers and intent, the rows that differ into a temporary table, delete + upsert snapshot,
+    # delete + update + insert layers, drop the differing and the layers tables, record the
+    # refresh time, release; on PostgreSQL also read, raise and restore work_mem.
     extra = 3 if connection.vendor == "postgresql" else 0
-    with django_assert_num_queries(19 + extra):
+    with django_assert_num_queries(24 + extra):
         layers_refresh(workspace=layered.ws, now=NOW)
 
 

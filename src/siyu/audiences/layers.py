@@ -177,7 +177,7 @@ def _rfm(j: Table, config: LayerConfig, now: datetime) -> Table:
     return w.mutate(rfm_class=cls)
 
 
-def _intent(workspace: Workspace, config: LayerConfig, now: datetime) -> Table:
+def intent_expression(*, workspace: Workspace, config: LayerConfig, now: datetime) -> Table:
     """Per contact with interactions or quotes in the intent window: how many of each."""
     e = table(Event)
     cut = utc_cutoff(now - timedelta(days=config.intent_window_days))
@@ -203,13 +203,15 @@ def layers_expression(
     now: datetime,
     median_interval: float | None,
     buyers: Table | None = None,
+    intent: Table | None = None,
 ) -> Table:
     """One row per contact of the workspace with every ContactLayer column but the workspace and
     the time stamp (recency is not stored: ``ContactLayer.recency_days_as_of``). ``median_interval`` (seconds, from ``median_interval_expression``) is the
     rhythm of one-order buyers; without one, the configured default interval is used."""
     if buyers is None:
         buyers = buyers_expression(workspace=workspace, config=config, now=now)
-    intent = _intent(workspace, config, now)
+    if intent is None:
+        intent = intent_expression(workspace=workspace, config=config, now=now)
     c = table(Contact)
     c = c.filter(c.workspace_id == workspace.id).select(contact_id=c.id)
     j = c.left_join(buyers, "contact_id").drop("contact_id_right")

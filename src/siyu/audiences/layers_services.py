@@ -27,6 +27,7 @@ from django.utils import timezone
 from siyu.analytics.tables import fetch, to_sql_fragment
 from siyu.audiences.layers import (
     buyers_expression,
+    intent_expression,
     layers_expression,
     median_interval_expression,
 )
@@ -171,7 +172,8 @@ class LayersRefreshed:
 
 
 #: Temporary tables of one refresh (per connection, dropped before the refresh returns).
-_BUYERS, _NEW = "siyu_layer_buyers", "siyu_layer_new"
+_BUYERS, _INTENT = "siyu_layer_buyers", "siyu_layer_intent"
+_NEW, _DIFF = "siyu_layer_new", "siyu_layer_diff"
 
 
 def _stage(name: str, expr: ibis.Table) -> ibis.Table:
@@ -228,27 +230,39 @@ def _differs(left: str, right: str) -> str:
 
 def _write_difference(workspace: Workspace, now: datetime, month: date, same_month: bool) -> int:
     """Brings the month's snapshot and then the ContactLayer rows from what they hold to
-    ``_NEW``; returns how many contacts' rows were written. Within one month the snapshot
-    already holds the stored stages, so only contacts whose stage moved are written there."""
+    ``_NEW``; returns how many contacts' rows were written.
+
+    One join of the new layers with the stored ones finds the rows that differ (``_DIFF``,
+    with each contact's stored stage, NULL for a contact not layered before); the writes then
+    touch only those, found by the unique contact index. Within one month the snapshot already
+    holds the stored stages, so only contacts whose stage moved are written there."""
     layer, snapshot = _q(ContactLayer), _q(LayerSnapshot)
     stamp = connection.ops.adapt_datetimefield_value(now)
     ws = workspace.id
-    stage = connection.ops.quote_name("lifecycle_stage")
-    moved = (
-        f" AND NOT EXISTS (SELECT 1 FROM {layer} o WHERE o.contact_id = l.contact_id "  # noqa: S608
-        f"AND o.{stage} = l.{stage})"
-        if same_month
-        else ""
+    quote = connection.ops.quote_name
+    stage = quote("lifecycle_stage")
+    selected = ", ".join(f"l.{quote(c)}" for c in _COLUMNS)
+    _execute(
+        f"CREATE TEMP TABLE {_DIFF} AS SELECT {selected}, o.{stage} AS old_stage, "  # noqa: S608
+        f"o.contact_id IS NULL AS is_new FROM {_NEW} l "
+        f"LEFT JOIN {layer} o ON o.contact_id = l.contact_id "
+        f"WHERE o.contact_id IS NULL OR {_differs('o', 'l')}",
+        [],
     )
     _execute(
         f"DELETE FROM {snapshot} WHERE workspace_id = %s AND month = %s "  # noqa: S608
         f"AND NOT EXISTS (SELECT 1 FROM {_NEW} l WHERE l.contact_id = {snapshot}.contact_id)",
         [ws, month],
     )
-    # "WHERE true": SQLite needs it to tell the SELECT's end from the upsert clause.
+    moved = (
+        f"{_DIFF} l WHERE l.is_new OR l.old_stage <> l.{stage}"
+        if same_month
+        else f"{_NEW} l WHERE true"
+    )
+    # "WHERE …" before ON CONFLICT: SQLite needs it to tell the SELECT's end from the upsert.
     _execute(
         f"INSERT INTO {snapshot} (workspace_id, month, contact_id, lifecycle_stage) "  # noqa: S608
-        f"SELECT %s, %s, l.contact_id, l.{stage} FROM {_NEW} l WHERE true{moved} "
+        f"SELECT %s, %s, l.contact_id, l.{stage} FROM {moved} "
         "ON CONFLICT (workspace_id, month, contact_id) DO UPDATE "
         f"SET lifecycle_stage = excluded.lifecycle_stage "
         f"WHERE {snapshot}.lifecycle_stage <> excluded.lifecycle_stage",
@@ -260,22 +274,19 @@ def _write_difference(workspace: Workspace, now: datetime, month: date, same_mon
         [ws],
     )
     values = [c for c in _COLUMNS if c != "contact_id"]
-    assignments = ", ".join(
-        f"{connection.ops.quote_name(c)} = l.{connection.ops.quote_name(c)}" for c in values
-    )
+    assignments = ", ".join(f"{quote(c)} = l.{quote(c)}" for c in values)
     written += _execute(
-        f"UPDATE {layer} SET {assignments}, changed_at = %s FROM {_NEW} l "  # noqa: S608
-        f"WHERE {layer}.contact_id = l.contact_id AND {_differs(layer, 'l')}",
+        f"UPDATE {layer} SET {assignments}, changed_at = %s FROM {_DIFF} l "  # noqa: S608
+        f"WHERE NOT l.is_new AND {layer}.contact_id = l.contact_id",
         [stamp],
     )
-    columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
-    selected = ", ".join(f"l.{connection.ops.quote_name(c)}" for c in _COLUMNS)
+    columns = ", ".join(quote(c) for c in _COLUMNS)
     written += _execute(
         f"INSERT INTO {layer} (workspace_id, changed_at, {columns}) "  # noqa: S608
-        f"SELECT %s, %s, {selected} FROM {_NEW} l "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {layer} o WHERE o.contact_id = l.contact_id)",
+        f"SELECT %s, %s, {selected} FROM {_DIFF} l WHERE l.is_new",
         [ws, stamp],
     )
+    _execute(f"DROP TABLE {_DIFF}", [])
     return written
 
 
@@ -300,6 +311,9 @@ def layers_refresh(
     progress.start("RFM, lifecycle and intent layers", 3)
     with _memory_for_sorts():
         buyers = _stage(_BUYERS, buyers_expression(workspace=workspace, config=config, now=now))
+        # Apart, so that the scan of the events may run in parallel (no worker can read the
+        # buyers' temporary table, so the statement that joins them runs in one process).
+        intent = _stage(_INTENT, intent_expression(workspace=workspace, config=config, now=now))
         [(median,)] = fetch(
             median_interval_expression(workspace=workspace, config=config, now=now, buyers=buyers)
         )
@@ -313,9 +327,11 @@ def layers_refresh(
                 now=now,
                 median_interval=median,
                 buyers=buyers,
+                intent=intent,
             ),
         )
         _execute(f"DROP TABLE {_BUYERS}", [])
+        _execute(f"DROP TABLE {_INTENT}", [])
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM {_NEW}")  # noqa: S608
             (contacts,) = cursor.fetchone()
