@@ -26,7 +26,7 @@ from siyu.contacts.queries import contact_ids_by_identities
 from siyu.contacts.schemas import ContactIn
 from siyu.errors import ValidationFailed
 from siyu.tenancy.models import ApiKey, Workspace
-from siyu.tenancy.services import audit_record
+from siyu.tenancy.services import actor_login, audit_record
 
 #: Per-model handlers for rows that cannot simply be re-pointed at the survivor because of a
 #: unique constraint per contact. Apps that add such tables register here (tags, memberships).
@@ -319,7 +319,7 @@ def contact_merge(
     for oid in other_ids:
         ContactMerge.objects.create(
             workspace=workspace, survivor=survivor, merged_contact_id=oid, merged_snapshot=snapshots[oid],
-            moved=moved, reason=reason[:200], actor_user=actor if getattr(actor, "is_authenticated", False) else None,
+            moved=moved, reason=reason[:200], actor_user=actor_login(actor),
         )
     audit_record(workspace=workspace, action="contact.merge", actor_user=actor, actor_api_key=api_key,
                  target=survivor, data={"merged": other_ids, "reason": reason})

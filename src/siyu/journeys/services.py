@@ -62,7 +62,7 @@ from siyu.journeys.models import (
 from siyu.messaging import services as messaging_services
 from siyu.messaging.models import ChannelConfig, MessageTemplate
 from siyu.tenancy.models import Workspace
-from siyu.tenancy.services import audit_record
+from siyu.tenancy.services import actor_login, audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -153,17 +153,12 @@ def journey_create(
         journey=journey,
         number=1,
         definition=_validate(workspace, definition, now),
-        created_by=_login(actor),
+        created_by=actor_login(actor),
     )
     journey.current_version = version
     journey.save(update_fields=["current_version"])
     audit_record(workspace=workspace, action="journey.create", actor_user=actor, target=journey)
     return journey
-
-
-def _login(actor: Any) -> Any:
-    """The user behind ``actor`` (None for an API key, which the audit log records instead)."""
-    return actor if getattr(actor, "is_authenticated", False) else None
 
 
 def _locked(workspace: Workspace, journey: Journey) -> Journey:
@@ -200,7 +195,7 @@ def journey_update(
             journey=journey,
             number=current.number + 1,
             definition=clean,
-            created_by=_login(actor),
+            created_by=actor_login(actor),
             published_at=now if journey.status != JourneyStatus.DRAFT else None,
         )
         journey.current_version = current

@@ -86,6 +86,12 @@ def api_key_touch(*, key: ApiKey) -> None:
         ApiKey.objects.filter(id=key.id).update(last_used_at=now)
 
 
+def actor_login(actor: Any) -> Any:
+    """The user behind a service's ``actor`` (a console login), or None (an API key, a job):
+    what a ``created_by``-style user column can hold."""
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
 def audit_record(
     *,
     workspace: Workspace,
@@ -102,7 +108,7 @@ def audit_record(
     return AuditLog.objects.create(
         workspace=workspace,
         action=action,
-        actor_user=actor_user if getattr(actor_user, "is_authenticated", False) else None,
+        actor_user=actor_login(actor_user),
         actor_api_key=actor_api_key,
         target_type=type(target).__name__.lower() if target is not None else "",
         target_id=str(getattr(target, "pk", "") or ""),
