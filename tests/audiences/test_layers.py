@@ -631,6 +631,10 @@ def test_api_refresh_then_matrix_flow_and_one_contacts_layers(layered, monkeypat
         "lifecycle_label": "沉睡",
         "intent_label": "成交",
     }
+    # Recency is derived at the refresh time; the row was written by this refresh.
+    assert layers["recency_days"] == 60 and refreshed["changed"] == 13
+    assert layers["computed_at"] == layers["changed_at"]
+    assert layers["computed_at"].startswith("2026-03-01T20:00:00")  # NOW, Shanghai time
     flow = client.get("/layers/stage-flow?month=2026-03", workspace=layered.ws).json()
     assert sum(f["contacts"] for f in flow) == 13 and {f["from_stage"] for f in flow} == {None}
 
