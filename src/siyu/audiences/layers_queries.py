@@ -4,6 +4,7 @@ contact's layers. A staff member's view passes ``store_id`` and sees only that s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -160,6 +161,14 @@ def layers_computed_at(*, workspace: Workspace) -> datetime | None:
         .values_list("refreshed_at", flat=True)
         .first()
     )
+
+
+def with_recency(*, workspace: Workspace, rows: Iterable[ContactLayer]) -> None:
+    """Sets ``recency_days`` on each row (a page of a list): days from its last order to the
+    last refresh, as ``ContactLayer.recency_days_as_of`` derives it."""
+    refreshed_at = layers_computed_at(workspace=workspace)
+    for row in rows:
+        row.recency_days = row.recency_days_as_of(refreshed_at)
 
 
 #: The layer columns a contacts list can be filtered on.

@@ -419,9 +419,7 @@ def layer_contacts(request: HttpRequest, kind: str, code: str) -> HttpResponse:
         workspace=request.workspace, field=field, value=code, store_id=_store_id(request)
     )
     page = Paginator(rows, CONTACTS_PER_PAGE).get_page(request.GET.get("page"))
-    refreshed_at = queries.layers_computed_at(workspace=request.workspace)
-    for row in page:
-        row.recency_days = row.recency_days_as_of(refreshed_at)
+    queries.with_recency(workspace=request.workspace, rows=page)
     titles = {"rfm": _("RFM 分类"), "lifecycle": _("生命周期"), "intent": _("意向分层")}
     return render(
         request,
