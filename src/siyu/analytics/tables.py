@@ -16,8 +16,9 @@ Ibis's SQLite literals match character for character, so text order is time orde
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -27,6 +28,7 @@ import ibis
 import ibis.backends.sql.compilers as sql_compilers
 import ibis.expr.datatypes as dt
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlglot.expressions as sge
 from django.db import connection, models
@@ -165,35 +167,152 @@ def parquet_export(
     workspace_id: int | None = None,
     batch: int = 50_000,
 ) -> dict[str, int]:
-    """Writes each model's rows (optionally one workspace's) to ``<db_table>.parquet`` in Arrow
-    batches, with the column types of ``table``; returns rows written per table."""
+    """Writes each model's rows (optionally one workspace's) to ``<db_table>.parquet`` in row
+    groups of about ``batch`` rows, with the column types of ``table``; returns rows written per
+    table.
+
+    On PostgreSQL the rows stream out of ``COPY … TO STDOUT`` into Arrow's CSV reader, so no
+    row becomes a Python object (30M events take a minute, not half an hour); elsewhere they
+    come through the ORM."""
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, int] = {}
     for model in models_:
         fields = _columns(model)
         schema = pa.schema([pa.field(f.column, _arrow_type(f), nullable=f.null) for f in fields])
-        qs = model._base_manager.order_by("pk")
-        if workspace_id is not None:
-            qs = qs.filter(workspace_id=workspace_id)
-        rows = qs.values_list(*[f.attname for f in fields]).iterator(chunk_size=batch)
+        batches = (
+            _copied_batches(model, fields, schema, workspace_id)
+            if connection.vendor == "postgresql"
+            else _orm_batches(model, fields, schema, workspace_id, batch)
+        )
         path = directory / f"{model._meta.db_table}.parquet"
         count = 0
         with pq.ParquetWriter(path, schema) as writer:
-            chunk: list[tuple] = []
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) >= batch:
-                    writer.write_table(_arrow_table(chunk, fields, schema))
-                    count += len(chunk)
-                    chunk = []
-            writer.write_table(_arrow_table(chunk, fields, schema))
-            count += len(chunk)
+            pending: list[pa.RecordBatch] = []
+            for record_batch in batches:
+                pending.append(record_batch)
+                if sum(b.num_rows for b in pending) >= batch:
+                    count += _write_row_groups(writer, pending, schema, batch)
+                    pending = []
+            count += _write_row_groups(writer, pending, schema, batch)
         written[model._meta.db_table] = count
     return written
 
 
-def _arrow_table(rows: list[tuple], fields: list[models.Field], schema: pa.Schema) -> pa.Table:
+def _write_row_groups(
+    writer: pq.ParquetWriter, batches: list[pa.RecordBatch], schema: pa.Schema, size: int
+) -> int:
+    table = pa.Table.from_batches(batches, schema=schema)
+    writer.write_table(table, row_group_size=size)
+    return table.num_rows
+
+
+def _orm_batches(
+    model: type[models.Model],
+    fields: list[models.Field],
+    schema: pa.Schema,
+    workspace_id: int | None,
+    batch: int,
+) -> Iterator[pa.RecordBatch]:
+    qs = model._base_manager.order_by("pk")
+    if workspace_id is not None:
+        qs = qs.filter(workspace_id=workspace_id)
+    chunk: list[tuple] = []
+    for row in qs.values_list(*[f.attname for f in fields]).iterator(chunk_size=batch):
+        chunk.append(row)
+        if len(chunk) >= batch:
+            yield _arrow_batch(chunk, fields, schema)
+            chunk = []
+    yield _arrow_batch(chunk, fields, schema)
+
+
+def _arrow_batch(
+    rows: list[tuple], fields: list[models.Field], schema: pa.Schema
+) -> pa.RecordBatch:
     columns = [[_arrow_value(f, row[i]) for row in rows] for i, f in enumerate(fields)]
-    return pa.Table.from_arrays(
+    return pa.RecordBatch.from_arrays(
         [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns)], schema=schema
     )
+
+
+class _CopyStream(io.RawIOBase):
+    """The bytes of a psycopg ``COPY … TO STDOUT`` as a file, for Arrow's CSV reader."""
+
+    def __init__(self, copy: Any) -> None:
+        self._copy = copy
+        self._rest = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._rest:
+                self._rest = memoryview(bytes(self._copy.read()))
+                if not self._rest:
+                    break
+            n = min(len(view) - filled, len(self._rest))
+            view[filled : filled + n] = self._rest[:n]
+            self._rest = self._rest[n:]
+            filled += n
+        return filled
+
+
+def _copied_batches(
+    model: type[models.Model],
+    fields: list[models.Field],
+    schema: pa.Schema,
+    workspace_id: int | None,
+) -> Iterator[pa.RecordBatch]:
+    """The rows as CSV from PostgreSQL, parsed by Arrow. Times leave as whole microseconds
+    since the epoch (exact, and free of the session's zone and of text formats), JSON as its
+    text; CSV tells NULL (unquoted empty) from an empty string (quoted)."""
+    quote = connection.ops.quote_name
+    selected, read_types = [], {}
+    for f, arrow_field in zip(fields, schema, strict=True):
+        column = quote(f.column)
+        if arrow_field.type == pa.timestamp("us", tz="UTC"):
+            selected.append(f"(EXTRACT(EPOCH FROM {column}) * 1000000)::bigint")
+            read_types[f.column] = pa.int64()
+        elif f.get_internal_type() == "JSONField":
+            selected.append(f"{column}::text")
+            read_types[f.column] = pa.string()
+        else:
+            selected.append(column)
+            read_types[f.column] = arrow_field.type
+    where = f" WHERE {quote('workspace_id')} = %s" if workspace_id is not None else ""
+    sql = (
+        f"COPY (SELECT {', '.join(selected)} FROM {quote(model._meta.db_table)}{where}) "  # noqa: S608
+        "TO STDOUT WITH (FORMAT csv)"
+    )
+    options = {
+        "read_options": pacsv.ReadOptions(
+            column_names=[f.column for f in fields], block_size=8 << 20
+        ),
+        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=read_types,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    }
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        params = [workspace_id] if workspace_id is not None else []
+        with raw.copy(sql, params or None) as copy:
+            stream = io.BufferedReader(_CopyStream(copy), 8 << 20)
+            if not stream.peek(1):  # no rows: Arrow refuses an empty CSV
+                return
+            reader = pacsv.open_csv(stream, **options)
+            for record_batch in reader:
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        column.cast(field.type) if column.type != field.type else column
+                        for column, field in zip(record_batch.columns, schema, strict=True)
+                    ],
+                    schema=schema,
+                )
