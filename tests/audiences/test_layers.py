@@ -260,14 +260,17 @@ def test_a_deleted_contact_leaves_the_layers_at_the_next_refresh(layered):
 @pytest.mark.django_db
 def test_refresh_is_a_few_set_statements(layered, django_assert_num_queries):
     layer_config_get(workspace=layered.ws)
-    # savepoint, config (read, save, lock), buyers and intent into temporary tables (create +
-    # analyze each), median, layers into a temporary table (create + analyze), count, drop
-    # buyers and intent, the rows that differ into a temporary table, delete + upsert snapshot,
+    # savepoint, config (read, save, lock), buyers and intent into working tables (create +
+    # analyze each), median, layers into a working table (create + analyze), count, drop
+    # buyers and intent, the rows that differ into a working table, delete + upsert snapshot,
     # delete + update + insert layers, drop the differing and the layers tables, record the
     # refresh time, release; on PostgreSQL also read, raise and restore work_mem.
     extra = 3 if connection.vendor == "postgresql" else 0
     with django_assert_num_queries(24 + extra):
         layers_refresh(workspace=layered.ws, now=NOW)
+    # The working tables (UNLOGGED on PostgreSQL, so that parallel workers can read them) are
+    # gone once the refresh is over.
+    assert not [t for t in connection.introspection.table_names() if t.startswith("siyu_layer_")]
 
 
 @pytest.mark.django_db

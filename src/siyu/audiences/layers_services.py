@@ -2,8 +2,8 @@
 contact's RFM class, lifecycle stage and intent layer.
 
 A refresh is a handful of set statements in one transaction: the buyers' aggregates and then
-the layers computed into temporary tables (``CREATE TEMP TABLE … AS``, which PostgreSQL may run
-in parallel), the median purchase rhythm between them, then the difference between the new
+the layers computed into working tables (``CREATE … TABLE … AS``, which PostgreSQL may run in
+parallel), the median purchase rhythm between them, then the difference between the new
 layers and the stored ones written (DELETE the contacts that are gone, UPDATE the rows that
 changed, INSERT the new contacts) and the month's snapshot brought up to date the same way. No
 row is built in Python, whatever the pool's size, and a daily refresh writes only what moved.
@@ -172,17 +172,33 @@ class LayersRefreshed:
 
 
 #: Temporary tables of one refresh (per connection, dropped before the refresh returns).
-_BUYERS, _INTENT = "siyu_layer_buyers", "siyu_layer_intent"
-_NEW, _DIFF = "siyu_layer_new", "siyu_layer_diff"
+_BUYERS, _INTENT, _NEW, _DIFF = "buyers", "intent", "new", "diff"
+
+
+def _staging_name(workspace: Workspace, part: str) -> str:
+    """The working table of one step of ``workspace``'s refresh.
+
+    On PostgreSQL the working tables are UNLOGGED tables, not TEMP ones: no parallel worker can
+    read a temporary table (its pages live in the leader's memory), so every statement joining
+    one ran in a single process. Created and dropped inside the refresh's transaction, they
+    are never seen by another session and vanish with a rollback; the workspace in the name
+    keeps refreshes of different workspaces from waiting on each other."""
+    if connection.vendor == "postgresql":
+        return f"siyu_layer_{part}_w{workspace.id}"
+    return f"siyu_layer_{part}"
+
+
+def _create_staging(name: str, select: str) -> None:
+    kind = "UNLOGGED" if connection.vendor == "postgresql" else "TEMP"
+    _execute(f"CREATE {kind} TABLE {connection.ops.quote_name(name)} AS {select}", [])
 
 
 def _stage(name: str, expr: ibis.Table) -> ibis.Table:
-    """``expr`` computed once into the temporary table ``name``, returned as a table to build
+    """``expr`` computed once into the working table ``name``, returned as a table to build
     on. CREATE TABLE … AS may run in parallel workers on PostgreSQL, INSERT … SELECT never
     does; the table's statistics let the planner size the joins on it."""
-    quoted = connection.ops.quote_name(name)
-    _execute(f"CREATE TEMP TABLE {quoted} AS {to_sql_fragment(expr)}", [])
-    _execute(f"ANALYZE {quoted}", [])
+    _create_staging(name, to_sql_fragment(expr))
+    _execute(f"ANALYZE {connection.ops.quote_name(name)}", [])
     return ibis.table(expr.schema(), name=name)
 
 
@@ -228,11 +244,13 @@ def _differs(left: str, right: str) -> str:
     return "(" + " OR ".join(f"{left}.{c} IS NOT {right}.{c}" for c in columns) + ")"
 
 
-def _write_difference(workspace: Workspace, now: datetime, month: date, same_month: bool) -> int:
-    """Brings the month's snapshot and then the ContactLayer rows from what they hold to
-    ``_NEW``; returns how many contacts' rows were written.
+def _write_difference(
+    workspace: Workspace, now: datetime, month: date, same_month: bool, new: str
+) -> int:
+    """Brings the month's snapshot and then the ContactLayer rows from what they hold to the
+    working table ``new``; returns how many contacts' rows were written.
 
-    One join of the new layers with the stored ones finds the rows that differ (``_DIFF``,
+    One join of the new layers with the stored ones finds the rows that differ (``diff``,
     with each contact's stored stage, NULL for a contact not layered before); the writes then
     touch only those, found by the unique contact index. Within one month the snapshot already
     holds the stored stages, so only contacts whose stage moved are written there."""
@@ -242,22 +260,23 @@ def _write_difference(workspace: Workspace, now: datetime, month: date, same_mon
     quote = connection.ops.quote_name
     stage = quote("lifecycle_stage")
     selected = ", ".join(f"l.{quote(c)}" for c in _COLUMNS)
-    _execute(
-        f"CREATE TEMP TABLE {_DIFF} AS SELECT {selected}, o.{stage} AS old_stage, "  # noqa: S608
-        f"o.contact_id IS NULL AS is_new FROM {_NEW} l "
+    diff = _staging_name(workspace, _DIFF)
+    _create_staging(
+        diff,
+        f"SELECT {selected}, o.{stage} AS old_stage, "  # noqa: S608
+        f"o.contact_id IS NULL AS is_new FROM {new} l "
         f"LEFT JOIN {layer} o ON o.contact_id = l.contact_id "
         f"WHERE o.contact_id IS NULL OR {_differs('o', 'l')}",
-        [],
     )
     _execute(
         f"DELETE FROM {snapshot} WHERE workspace_id = %s AND month = %s "  # noqa: S608
-        f"AND NOT EXISTS (SELECT 1 FROM {_NEW} l WHERE l.contact_id = {snapshot}.contact_id)",
+        f"AND NOT EXISTS (SELECT 1 FROM {new} l WHERE l.contact_id = {snapshot}.contact_id)",
         [ws, month],
     )
     moved = (
-        f"{_DIFF} l WHERE l.is_new OR l.old_stage <> l.{stage}"
+        f"{diff} l WHERE l.is_new OR l.old_stage <> l.{stage}"
         if same_month
-        else f"{_NEW} l WHERE true"
+        else f"{new} l WHERE true"
     )
     # "WHERE …" before ON CONFLICT: SQLite needs it to tell the SELECT's end from the upsert.
     _execute(
@@ -270,23 +289,23 @@ def _write_difference(workspace: Workspace, now: datetime, month: date, same_mon
     )
     written = _execute(
         f"DELETE FROM {layer} WHERE workspace_id = %s "  # noqa: S608
-        f"AND NOT EXISTS (SELECT 1 FROM {_NEW} l WHERE l.contact_id = {layer}.contact_id)",
+        f"AND NOT EXISTS (SELECT 1 FROM {new} l WHERE l.contact_id = {layer}.contact_id)",
         [ws],
     )
     values = [c for c in _COLUMNS if c != "contact_id"]
     assignments = ", ".join(f"{quote(c)} = l.{quote(c)}" for c in values)
     written += _execute(
-        f"UPDATE {layer} SET {assignments}, changed_at = %s FROM {_DIFF} l "  # noqa: S608
+        f"UPDATE {layer} SET {assignments}, changed_at = %s FROM {diff} l "  # noqa: S608
         f"WHERE NOT l.is_new AND {layer}.contact_id = l.contact_id",
         [stamp],
     )
     columns = ", ".join(quote(c) for c in _COLUMNS)
     written += _execute(
         f"INSERT INTO {layer} (workspace_id, changed_at, {columns}) "  # noqa: S608
-        f"SELECT %s, %s, {selected} FROM {_DIFF} l WHERE l.is_new",
+        f"SELECT %s, %s, {selected} FROM {diff} l WHERE l.is_new",
         [ws, stamp],
     )
-    _execute(f"DROP TABLE {_DIFF}", [])
+    _execute(f"DROP TABLE {diff}", [])
     return written
 
 
@@ -298,8 +317,8 @@ def layers_refresh(
     ``now``'s month (in the workspace's zone), replacing an earlier snapshot of the same month:
     a month's snapshot is its last refresh, so flows compare month ends.
 
-    The buyers' aggregates are computed once into a temporary table, both the median rhythm
-    and the layers read it; the layers go into a second temporary table, and only the
+    The buyers' aggregates are computed once into a working table, both the median rhythm
+    and the layers read it; the layers go into a second working table, and only the
     contacts whose layers differ from the stored ones are written."""
     now = now or timezone.now()
     progress = progress or NoProgress()
@@ -309,18 +328,22 @@ def layers_refresh(
     previous = config.refreshed_at
     same_month = previous is not None and previous.astimezone(zone).date().replace(day=1) == month
     progress.start("RFM, lifecycle and intent layers", 3)
+    names = {part: _staging_name(workspace, part) for part in (_BUYERS, _INTENT, _NEW)}
     with _memory_for_sorts():
-        buyers = _stage(_BUYERS, buyers_expression(workspace=workspace, config=config, now=now))
-        # Apart, so that the scan of the events may run in parallel (no worker can read the
-        # buyers' temporary table, so the statement that joins them runs in one process).
-        intent = _stage(_INTENT, intent_expression(workspace=workspace, config=config, now=now))
+        buyers = _stage(
+            names[_BUYERS], buyers_expression(workspace=workspace, config=config, now=now)
+        )
+        # Apart, so that the scan of the events does not wait on the buyers' aggregates.
+        intent = _stage(
+            names[_INTENT], intent_expression(workspace=workspace, config=config, now=now)
+        )
         [(median,)] = fetch(
             median_interval_expression(workspace=workspace, config=config, now=now, buyers=buyers)
         )
         median = float(median) if median is not None else None
         progress.advance()
         _stage(
-            _NEW,
+            names[_NEW],
             layers_expression(
                 workspace=workspace,
                 config=config,
@@ -330,14 +353,14 @@ def layers_refresh(
                 intent=intent,
             ),
         )
-        _execute(f"DROP TABLE {_BUYERS}", [])
-        _execute(f"DROP TABLE {_INTENT}", [])
+        _execute(f"DROP TABLE {names[_BUYERS]}", [])
+        _execute(f"DROP TABLE {names[_INTENT]}", [])
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {_NEW}")  # noqa: S608
+            cursor.execute(f"SELECT COUNT(*) FROM {names[_NEW]}")  # noqa: S608
             (contacts,) = cursor.fetchone()
         progress.advance()
-        changed = _write_difference(workspace, now, month, same_month)
-        _execute(f"DROP TABLE {_NEW}", [])
+        changed = _write_difference(workspace, now, month, same_month, names[_NEW])
+        _execute(f"DROP TABLE {names[_NEW]}", [])
     LayerConfig.objects.filter(pk=config.pk).update(refreshed_at=now)
     progress.advance()
     return LayersRefreshed(
