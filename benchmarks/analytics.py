@@ -41,7 +41,7 @@ import ibis  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import DatabaseError, connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from segments import best, literal, report, workspace_for  # noqa: E402 (runs django.setup())
+from segments import best, literal, paired, report, workspace_for  # noqa: E402 (runs django.setup())
 
 from siyu.analytics import queries as dash  # noqa: E402
 from siyu.analytics.attribution import (  # noqa: E402
@@ -218,25 +218,6 @@ def ibis_attribution(credited: object, run: object) -> dict:
 
 def hand_attribution(sql: str, run: object) -> dict:
     return {(m, v): (int(n), round(float(r or 0), 2)) for m, v, n, r in run(sql)}
-
-
-def paired(
-    ibis_side: object, hand_side: object, repeat: int
-) -> tuple[float, object, float, object]:
-    """Best times of the Ibis side and the hand-written side, run alternately (after one warm-up
-    each) so that both see the same load on a shared machine: (t_ibis, result, t_hand, result)."""
-    r_i, r_h = ibis_side(), hand_side()
-    t_i, t_h = [], []
-    for k in range(repeat):
-        for side, times in ((ibis_side, t_i), (hand_side, t_h))[:: 1 if k % 2 == 0 else -1]:
-            started = time.perf_counter()
-            result = side()
-            times.append(time.perf_counter() - started)
-            if side is ibis_side:
-                r_i = result
-            else:
-                r_h = result
-    return min(t_i), r_i, min(t_h), r_h
 
 
 def sql_only(
