@@ -225,7 +225,7 @@ def sql_only(
 ) -> tuple[str, float, float]:
     """The Ibis side without building and compiling: its SQL compiled once, then only run,
     alternately with the hand-written SQL."""
-    sqls = [ibis.to_sql(e, dialect="duckdb") if engine == "duckdb" else to_sql(e) for e in exprs]
+    sqls = [to_sql(e, engine="duckdb") if engine == "duckdb" else to_sql(e) for e in exprs]
     t, _r, t_hand, _h = paired(lambda: [run(sql) for sql in sqls], hand_side, repeat)
     return (f"  {name}: Ibis SQL run only", t, t_hand)
 
@@ -376,7 +376,7 @@ def main() -> None:
         return raw_con.execute(sql).fetchall()
 
     def duck(expr: ibis.Expr) -> list[tuple]:
-        return duck_rows(ibis.to_sql(expr, dialect="duckdb"))
+        return duck_rows(to_sql(expr, engine="duckdb"))
 
     table_rows = []
     t_h, _ = best(lambda: duck_rows(hand_rollup_sql(ws, today)), args.repeat)

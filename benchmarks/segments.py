@@ -387,7 +387,7 @@ def main() -> None:
 
     rows = []
     t_i, _ = best(
-        lambda: duck(ibis.to_sql(expr.aggregate(n=expr.count()), dialect="duckdb")), args.repeat
+        lambda: duck(to_sql(expr.aggregate(n=expr.count()), engine="duckdb")), args.repeat
     )
     t_h, _ = best(lambda: duck(hand_layers_sql(ws, now, median, "duckdb")), args.repeat)
     rows.append(("layers SELECT", t_i, t_h))
@@ -395,15 +395,13 @@ def main() -> None:
 
         def run_duck(rule: dict = rule) -> object:
             e = compile_rule(workspace=ws, rule=rule, now=now)
-            return duck(ibis.to_sql(e.count(), dialect="duckdb"))
+            return duck(to_sql(e.count(), engine="duckdb"))
 
         hand_sql = fill(sql, now, "duckdb")
         t_i, n_i, t_h, n_h = paired(run_duck, lambda s=hand_sql: duck(s), args.repeat)
         assert n_i == n_h, (name, n_i, n_h)
         rows.append((f"{name} [{n_i:,}]", t_i, t_h))
-        compiled = ibis.to_sql(
-            compile_rule(workspace=ws, rule=rule, now=now).count(), dialect="duckdb"
-        )
+        compiled = to_sql(compile_rule(workspace=ws, rule=rule, now=now).count(), engine="duckdb")
         t_s, _, t_h, _ = paired(lambda c=compiled: duck(c), lambda s=hand_sql: duck(s), args.repeat)
         rows.append(("  the Ibis SQL alone (compiled once)", t_s, t_h))
     report("duckdb (tables loaded from Parquet)", rows)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from siyu.analytics.tables import duckdb_fetch, fetch, parquet_export
+from siyu.analytics.tables import duckdb_fetch, fetch, parquet_export, to_sql
 from siyu.audiences.models import ContactTag
 from siyu.audiences.rules import compile_rule
 from siyu.commerce.models import Order, OrderItem, Product
@@ -198,6 +198,15 @@ def test_the_same_expressions_give_the_same_ids_on_duckdb_over_parquet(pool, tmp
         on_duckdb = {row[0] for row in duckdb_fetch(expr, tmp_path)}
         assert on_duckdb == {row[0] for row in fetch(expr)}, name
         assert pool.names(on_duckdb) == expected, name
+
+
+@pytest.mark.django_db
+def test_on_duckdb_did_not_do_reads_only_the_contacts_ids_it_needs(pool):
+    # DuckDB carries every column of a nested "SELECT *" through the anti-join of a
+    # correlated NOT EXISTS; the filter is merged into the projection of the ids instead.
+    expr = compile_rule(workspace=pool.ws, rule={"event": {"type": "share", "max_count": 0}}, now=NOW)
+    sql = to_sql(expr, engine="duckdb")
+    assert "SELECT *" not in sql and "NOT (EXISTS(" in sql
 
 
 @pytest.mark.django_db

@@ -113,13 +113,68 @@ def _sqlite_json_unwrap(node: sge.Expression) -> sge.Expression:
     return node
 
 
-def to_sql(expr: ibis.Expr) -> str:
-    """The expression as SQL for Django's database."""
-    name = dialect()
+def _merge_filtered_star(node: sge.Expression) -> sge.Expression:
+    """``SELECT x.a … FROM (SELECT * FROM t AS t0 WHERE p) AS x`` becomes ``SELECT t0.a … FROM
+    t AS t0 WHERE p``. Ibis writes a filter holding a correlated subquery that way (the ids of
+    the contacts who did not view a product), and DuckDB's decorrelation then carries every
+    column of the contacts through the join: twice the time at a million contacts. Only this
+    exact shape is merged (the inner query a bare filter of one table, the outer one a plain
+    projection of it), so the result is the same rows; Ibis's aliases are unique in a query."""
+    if not isinstance(node, sge.Select) or any(
+        node.args.get(k) for k in ("joins", "where", "group", "having", "qualify", "distinct")
+    ):
+        return node
+    source = node.args.get("from_")
+    inner = source.this if source else None
+    if not isinstance(inner, sge.Subquery) or not isinstance(inner.this, sge.Select):
+        return node
+    query = inner.this
+    table_ = query.args.get("from_")
+    if (
+        len(query.expressions) != 1
+        or not isinstance(query.expressions[0], sge.Star)
+        or not (table_ and isinstance(table_.this, sge.Table) and table_.this.alias)
+        or any(
+            query.args.get(k)
+            for k in ("joins", "group", "having", "qualify", "distinct", "order", "limit", "offset")
+        )
+    ):
+        return node
+    outer_alias, inner_alias = inner.alias, table_.this.alias
+    if any(
+        c.table == outer_alias and not isinstance(c.this, sge.Identifier)
+        for c in node.find_all(sge.Column)
+    ):
+        return node  # "x.*" is left as it is
+
+    def rename(column: sge.Expression) -> sge.Expression:
+        if isinstance(column, sge.Column) and column.table == outer_alias:
+            return sge.column(column.name, inner_alias, quoted=column.this.quoted)
+        return column
+
+    merged = node.copy()
+    merged.set("expressions", [e.transform(rename) for e in merged.expressions])
+    merged.set("from_", table_.copy())
+    if query.args.get("where"):
+        merged.set("where", query.args["where"].copy())
+    for k in ("order", "limit", "offset"):
+        if merged.args.get(k):
+            merged.set(k, merged.args[k].transform(rename))
+    return merged
+
+
+def to_sql(expr: ibis.Expr, engine: str | None = None) -> str:
+    """The expression as SQL for Django's database, or for ``engine`` ("duckdb").
+
+    For DuckDB a filtered table Ibis nests under a projection is merged into it (see
+    ``_merge_filtered_star``). PostgreSQL and SQLite flatten such nesting in their planners."""
+    name = engine or dialect()
     compiler = getattr(sql_compilers, name).compiler
     tree = compiler.to_sqlglot(expr.unbind())
     if name == "sqlite":
         tree = tree.transform(_sqlite_json_unwrap)
+    elif name == "duckdb":
+        tree = tree.transform(_merge_filtered_star)
     return tree.sql(dialect=compiler.dialect)
 
 
@@ -142,7 +197,7 @@ def duckdb_fetch(expr: ibis.Expr, parquet_dir: Path) -> list[tuple]:
     con = ibis.duckdb.connect()
     for path in sorted(Path(parquet_dir).glob("*.parquet")):
         con.read_parquet(path, table_name=path.stem)
-    return list(con.execute(expr).itertuples(index=False, name=None))
+    return con.raw_sql(to_sql(expr, engine="duckdb")).fetchall()
 
 
 def _arrow_type(field: models.Field) -> pa.DataType:
