@@ -39,6 +39,7 @@ from siyu.audiences.layers_queries import (
     StageFlow,
     layer_config_get,
     rfm_matrix,
+    snapshot_months,
     stage_counts,
     stage_flow,
 )
@@ -223,9 +224,15 @@ def test_a_later_refresh_writes_only_the_contacts_whose_layers_changed(layered):
     LayerConfig.objects.filter(workspace=layered.ws).update(refreshed_at=None)
     assert layers_refresh(workspace=layered.ws, now=NOW).changed == 13
     assert _stored(layered) == after
-    # A refresh with nothing new writes nothing, and the snapshot still has every contact.
+    # A refresh with nothing new writes nothing, and March's snapshot still has every contact:
+    # February's stages, and a row of March's own only where the stage moved since (S).
     assert layers_refresh(workspace=layered.ws, now=NOW).changed == 0
-    assert LayerSnapshot.objects.filter(workspace=layered.ws, month=date(2026, 3, 1)).count() == 13
+    march = LayerSnapshot.objects.filter(workspace=layered.ws, month=date(2026, 3, 1))
+    assert list(march.values_list("contact__name", flat=True)) == ["S"]
+    flows = stage_flow(workspace=layered.ws, month=date(2026, 3, 1))
+    assert sum(f.contacts for f in flows) == 13
+    s_now = ContactLayer.objects.get(contact=layered.contacts["S"]).lifecycle_stage
+    assert [(f.to_stage, f.contacts) for f in flows if f.from_stage != f.to_stage] == [(s_now, 1)]
 
 
 @pytest.mark.django_db
@@ -239,8 +246,9 @@ def test_a_refresh_in_the_same_month_writes_only_moved_stages_to_the_snapshot(la
 
     after = dict(march.values_list("contact__name", "lifecycle_stage"))
     assert after["S"] == "new" and len(after) == 13
-    # Rows were updated in place, none deleted and re-created.
-    assert dict(march.values_list("contact__name", "id")) == before
+    # Only S's row was written again; the others were left alone.
+    ids = dict(march.values_list("contact__name", "id"))
+    assert {n for n in ids if ids[n] != before[n]} == {"S"}
 
 
 @pytest.mark.django_db
@@ -262,11 +270,12 @@ def test_refresh_is_a_few_set_statements(layered, django_assert_num_queries):
     layer_config_get(workspace=layered.ws)
     # savepoint, config (read, save, lock), buyers and intent into working tables (create +
     # analyze each), median, layers into a working table (create + analyze), count, drop
-    # buyers and intent, the rows that differ into a working table, delete + upsert snapshot,
-    # delete + update + insert layers, drop the differing and the layers tables, record the
-    # refresh time, release; on PostgreSQL also read, raise and restore work_mem.
+    # buyers and intent, the rows that differ into a working table, count stored and new
+    # contacts (none gone: nothing to delete), delete + insert the moved stages' snapshot
+    # rows, update + insert layers, drop the differing and the layers tables, record the
+    # refresh, release; on PostgreSQL also read, raise and restore work_mem.
     extra = 3 if connection.vendor == "postgresql" else 0
-    with django_assert_num_queries(24 + extra):
+    with django_assert_num_queries(25 + extra):
         layers_refresh(workspace=layered.ws, now=NOW)
     # The working tables (UNLOGGED on PostgreSQL, so that parallel workers can read them) are
     # gone once the refresh is over.
@@ -482,9 +491,31 @@ def test_stage_flow_between_two_monthly_snapshots(ws):
         StageFlow(None, "prospect", 2),
         StageFlow(None, "new", 1),
     ]
-    assert {d.id, c.id} <= set(
-        LayerSnapshot.objects.filter(month=date(2026, 3, 1)).values_list("contact_id", flat=True)
-    )
+    # March keeps only the changes: b moved, d arrived; a and c are where February left them.
+    march = LayerSnapshot.objects.filter(workspace=ws, month=date(2026, 3, 1))
+    assert set(march.values_list("contact_id", flat=True)) == {b.id, d.id}
+    assert snapshot_months(workspace=ws) == [date(2026, 3, 1), date(2026, 2, 1)]
+    assert stage_flow(workspace=ws, month=date(2026, 4, 1)) == []  # no refresh in April
+
+    # b's order is refunded away before the month ends: b is back where February left it, and
+    # March's row for b goes.
+    Order.objects.filter(contact=b).delete()
+    layers_refresh(workspace=ws, now=datetime(2026, 3, 21, tzinfo=UTC))
+    assert set(march.values_list("contact_id", flat=True)) == {d.id}
+    assert stage_flow(workspace=ws, month=date(2026, 3, 1)) == [
+        StageFlow(None, "prospect", 1),
+        StageFlow("prospect", "prospect", 2),
+        StageFlow("new", "new", 1),
+    ]
+
+    # April, with nothing moving, writes no row and still has its snapshot: February's stages
+    # carried through March.
+    layers_refresh(workspace=ws, now=datetime(2026, 4, 2, tzinfo=UTC))
+    assert not LayerSnapshot.objects.filter(workspace=ws, month=date(2026, 4, 1)).exists()
+    assert stage_flow(workspace=ws, month=date(2026, 4, 1)) == [
+        StageFlow("prospect", "prospect", 3),
+        StageFlow("new", "new", 1),
+    ]
 
 
 @pytest.mark.django_db

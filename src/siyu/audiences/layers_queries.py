@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db.models import QuerySet
@@ -98,24 +98,29 @@ class StageFlow:
     contacts: int
 
 
-def _month_before(month: date) -> date:
-    return (month.replace(day=1) - timedelta(days=1)).replace(day=1)
-
-
 def stage_flow(
     *, workspace: Workspace, month: date, store_id: int | None = None
 ) -> list[StageFlow]:
     """How many contacts went from each stage at the end of the previous month to each stage at
-    the end of ``month`` (the snapshots of the months' last refreshes); ``from_stage`` is None
-    for contacts without a snapshot the month before (new to the pool, or no refresh then).
-    Ordered by the lifecycle order of (from, to)."""
+    the end of ``month`` (as of each month's last refresh); ``from_stage`` is None for contacts
+    without a stage then (new to the pool). Empty for a month in which no refresh ran.
+    Ordered by the lifecycle order of (from, to).
+
+    A contact's stage at a month's end is its latest snapshot row up to that month. Both ends
+    come from one pass over the rows up to ``month``: each row keyed "YYYY-MM-DD<stage>", the
+    latest row is the greatest key (the date's text sorts as the date does), the latest before
+    ``month`` the greatest among the earlier rows; no join back to the rows is needed."""
+    month = month.replace(day=1)
+    if month not in snapshot_months(workspace=workspace):
+        return []
     snap = _scoped(table(LayerSnapshot), workspace, store_id)
-    now = snap.filter(snap.month == month.replace(day=1))
-    before = snap.filter(snap.month == _month_before(month)).select(
-        contact_id="contact_id", from_stage="lifecycle_stage"
+    snap = snap.filter(snap.month <= month)
+    keyed = snap.month.cast("string").concat(snap.lifecycle_stage)
+    ends = snap.group_by("contact_id").aggregate(
+        before=keyed.max(where=snap.month < month), after=keyed.max()
     )
-    j = now.left_join(before, "contact_id")
-    rows = fetch(j.group_by("from_stage", to_stage=j.lifecycle_stage).aggregate(n=j.count()))
+    ends = ends.select(from_stage=ends.before.substr(10), to_stage=ends.after.substr(10))
+    rows = fetch(ends.group_by("from_stage", "to_stage").aggregate(n=ends.count()))
     order = {stage: i for i, stage in enumerate(LifecycleStage.values)}
     flows = [StageFlow(from_stage=f, to_stage=t, contacts=n) for f, t, n in rows]
     return sorted(flows, key=lambda s: (order.get(s.from_stage, -1), order[s.to_stage]))
@@ -144,13 +149,13 @@ def intent_counts(*, workspace: Workspace, store_id: int | None = None) -> dict[
 
 
 def snapshot_months(*, workspace: Workspace) -> list[date]:
-    """The months with a stage snapshot, newest first."""
-    return list(
-        LayerSnapshot.objects.filter(workspace=workspace)
-        .values_list("month", flat=True)
-        .distinct()
-        .order_by("-month")
+    """The months with a stage snapshot (a refresh ran in them), newest first."""
+    listed = (
+        LayerConfig.objects.filter(workspace=workspace)
+        .values_list("snapshot_months", flat=True)
+        .first()
     )
+    return sorted((date.fromisoformat(m) for m in listed or []), reverse=True)
 
 
 def layers_computed_at(*, workspace: Workspace) -> datetime | None:

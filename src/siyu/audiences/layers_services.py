@@ -5,7 +5,7 @@ A refresh is a handful of set statements in one transaction: the buyers' aggrega
 the layers computed into working tables (``CREATE … TABLE … AS``, which PostgreSQL may run in
 parallel), the median purchase rhythm between them, then the difference between the new
 layers and the stored ones written (DELETE the contacts that are gone, UPDATE the rows that
-changed, INSERT the new contacts) and the month's snapshot brought up to date the same way. No
+changed, INSERT the new contacts), with the month's stage snapshot, which keeps changes only. No
 row is built in Python, whatever the pool's size, and a daily refresh writes only what moved.
 (Kept apart from ``services.py`` so tags and segments, edited by others, stay small.)
 """
@@ -73,6 +73,12 @@ _COLUMNS = (
 
 def _q(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
+
+
+def _scalar(sql: str, params: list[Any]) -> Any:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
 
 
 def _execute(sql: str, params: list[Any]) -> int:
@@ -245,15 +251,17 @@ def _differs(left: str, right: str) -> str:
 
 
 def _write_difference(
-    workspace: Workspace, now: datetime, month: date, same_month: bool, new: str
+    workspace: Workspace, now: datetime, month: date, new: str, contacts: int
 ) -> int:
-    """Brings the month's snapshot and then the ContactLayer rows from what they hold to the
+    """Brings the stage snapshot and then the ContactLayer rows from what they hold to the
     working table ``new``; returns how many contacts' rows were written.
 
     One join of the new layers with the stored ones finds the rows that differ (``diff``,
     with each contact's stored stage, NULL for a contact not layered before); the writes then
-    touch only those, found by the unique contact index. Within one month the snapshot already
-    holds the stored stages, so only contacts whose stage moved are written there."""
+    touch only those, found by the unique contact index. The snapshot keeps changes only
+    (see LayerSnapshot), so only a contact whose stage moved since the last refresh can need
+    its row for this month rewritten: dropped, then written again when the stage differs from
+    its stage at the previous month's end. Contacts that are gone leave the history too."""
     layer, snapshot = _q(ContactLayer), _q(LayerSnapshot)
     stamp = connection.ops.adapt_datetimefield_value(now)
     ws = workspace.id
@@ -268,29 +276,37 @@ def _write_difference(
         f"LEFT JOIN {layer} o ON o.contact_id = l.contact_id "
         f"WHERE o.contact_id IS NULL OR {_differs('o', 'l')}",
     )
+    # Contacts that are gone (deleted outside the ORM's cascade): stored rows without a new
+    # one. Counted first, as they are nearly always none and finding them scans the pool.
+    stored = _scalar(f"SELECT COUNT(*) FROM {layer} WHERE workspace_id = %s", [ws])  # noqa: S608
+    entrants = _scalar(f"SELECT COUNT(*) FROM {diff} WHERE is_new", [])  # noqa: S608
+    written = 0
+    if stored > contacts - entrants:
+        gone = (
+            f"SELECT o.contact_id FROM {layer} o WHERE o.workspace_id = %s "  # noqa: S608
+            f"AND NOT EXISTS (SELECT 1 FROM {new} l WHERE l.contact_id = o.contact_id)"
+        )
+        _execute(
+            f"DELETE FROM {snapshot} WHERE workspace_id = %s AND contact_id IN ({gone})",  # noqa: S608
+            [ws, ws],
+        )
+        written += _execute(
+            f"DELETE FROM {layer} WHERE workspace_id = %s AND contact_id IN ({gone})",  # noqa: S608
+            [ws, ws],
+        )
+    moved = f"(l.is_new OR l.old_stage <> l.{stage})"
     _execute(
         f"DELETE FROM {snapshot} WHERE workspace_id = %s AND month = %s "  # noqa: S608
-        f"AND NOT EXISTS (SELECT 1 FROM {new} l WHERE l.contact_id = {snapshot}.contact_id)",
+        f"AND contact_id IN (SELECT l.contact_id FROM {diff} l WHERE {moved})",
         [ws, month],
     )
-    moved = (
-        f"{diff} l WHERE l.is_new OR l.old_stage <> l.{stage}"
-        if same_month
-        else f"{new} l WHERE true"
-    )
-    # "WHERE …" before ON CONFLICT: SQLite needs it to tell the SELECT's end from the upsert.
+    distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
     _execute(
         f"INSERT INTO {snapshot} (workspace_id, month, contact_id, lifecycle_stage) "  # noqa: S608
-        f"SELECT %s, %s, l.contact_id, l.{stage} FROM {moved} "
-        "ON CONFLICT (workspace_id, month, contact_id) DO UPDATE "
-        f"SET lifecycle_stage = excluded.lifecycle_stage "
-        f"WHERE {snapshot}.lifecycle_stage <> excluded.lifecycle_stage",
-        [ws, month],
-    )
-    written = _execute(
-        f"DELETE FROM {layer} WHERE workspace_id = %s "  # noqa: S608
-        f"AND NOT EXISTS (SELECT 1 FROM {new} l WHERE l.contact_id = {layer}.contact_id)",
-        [ws],
+        f"SELECT %s, %s, l.contact_id, l.{stage} FROM {diff} l WHERE {moved} "
+        f"AND l.{stage} {distinct} (SELECT s.lifecycle_stage FROM {snapshot} s "
+        "WHERE s.contact_id = l.contact_id AND s.month < %s ORDER BY s.month DESC LIMIT 1)",
+        [ws, month, month],
     )
     values = [c for c in _COLUMNS if c != "contact_id"]
     assignments = ", ".join(f"{quote(c)} = l.{quote(c)}" for c in values)
@@ -314,7 +330,7 @@ def layers_refresh(
     *, workspace: Workspace, now: datetime | None = None, progress: Progress | None = None
 ) -> LayersRefreshed:
     """Recomputes every contact's layers as of ``now`` and records the stages as the snapshot of
-    ``now``'s month (in the workspace's zone), replacing an earlier snapshot of the same month:
+    ``now``'s month (in the workspace's zone), replacing an earlier refresh's in the same month:
     a month's snapshot is its last refresh, so flows compare month ends.
 
     The buyers' aggregates are computed once into a working table, both the median rhythm
@@ -325,8 +341,6 @@ def layers_refresh(
     config = _locked_config(workspace)
     zone = ZoneInfo(workspace.time_zone)
     month = now.astimezone(zone).date().replace(day=1)
-    previous = config.refreshed_at
-    same_month = previous is not None and previous.astimezone(zone).date().replace(day=1) == month
     progress.start("RFM, lifecycle and intent layers", 3)
     names = {part: _staging_name(workspace, part) for part in (_BUYERS, _INTENT, _NEW)}
     with _memory_for_sorts():
@@ -355,13 +369,12 @@ def layers_refresh(
         )
         _execute(f"DROP TABLE {names[_BUYERS]}", [])
         _execute(f"DROP TABLE {names[_INTENT]}", [])
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {names[_NEW]}")  # noqa: S608
-            (contacts,) = cursor.fetchone()
+        contacts = _scalar(f"SELECT COUNT(*) FROM {names[_NEW]}", [])  # noqa: S608
         progress.advance()
-        changed = _write_difference(workspace, now, month, same_month, names[_NEW])
+        changed = _write_difference(workspace, now, month, names[_NEW], contacts)
         _execute(f"DROP TABLE {names[_NEW]}", [])
-    LayerConfig.objects.filter(pk=config.pk).update(refreshed_at=now)
+    months = sorted({*config.snapshot_months, month.isoformat()})
+    LayerConfig.objects.filter(pk=config.pk).update(refreshed_at=now, snapshot_months=months)
     progress.advance()
     return LayersRefreshed(
         contacts=contacts,

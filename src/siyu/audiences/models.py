@@ -241,6 +241,9 @@ class LayerConfig(WorkspaceScoped):
     #: When ``layers_refresh`` last ran: every ContactLayer row is as of this moment, also the
     #: rows it left alone because nothing about them changed.
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    #: The months ("YYYY-MM-01", workspace-local) in which a refresh ran, oldest first: the
+    #: months whose stage snapshot can be read (LayerSnapshot keeps only the changes).
+    snapshot_months = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -294,8 +297,14 @@ class ContactLayer(WorkspaceScoped):
 
 
 class LayerSnapshot(WorkspaceScoped):
-    """Each contact's lifecycle stage as of the month's last refresh (``month`` is the first day
-    of the workspace-local month), so stage flows between months can be counted and opened."""
+    """A contact's lifecycle stage at the end of ``month`` (the first day of the
+    workspace-local month, as of that month's last refresh) and of the months after it, up to
+    the contact's next row: a contact's stage at a month's end is its latest row up to that
+    month. So stage flows between months can be counted and opened.
+
+    Only changes are kept: a refresh writes a row for its month where the stage differs from
+    the contact's stage at the previous month's end. A monthly copy of every contact would
+    rewrite a million rows on the first day of each month and add twelve million a year."""
 
     month = models.DateField()
     # Copied from ContactLayer by the refresh; no database FK constraint, as there.
@@ -313,4 +322,5 @@ class LayerSnapshot(WorkspaceScoped):
                 fields=["workspace", "month", "contact"], name="layersnapshot_unique"
             )
         ]
-        indexes = [models.Index(fields=["contact"])]
+        # A contact's rows in month order: its stage before a month, merges, deletions.
+        indexes = [models.Index(fields=["contact", "month"], name="layersnapshot_contact_month")]
