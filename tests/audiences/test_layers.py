@@ -465,7 +465,7 @@ def test_stage_flow_between_two_monthly_snapshots(ws):
     s1 = factories.store(ws, code="S1")
     a = factories.contact(ws, name="a", store_code="S1")
     b = factories.contact(ws, name="b")
-    c = factories.contact(ws, name="c")
+    factories.contact(ws, name="c")
     order(ws, a, "store", "10.00", datetime(2026, 2, 1, tzinfo=UTC))
     order(ws, b, "store", "10.00", datetime(2026, 3, 5, tzinfo=UTC))
     # Two refreshes in February: the month keeps the last one's stages, once per contact.
