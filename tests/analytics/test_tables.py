@@ -9,7 +9,8 @@ from decimal import Decimal
 import pyarrow.parquet as pq
 import pytest
 
-from siyu.analytics.tables import parquet_export
+from siyu.analytics.explore import epoch
+from siyu.analytics.tables import duckdb_fetch, fetch, parquet_export, table, to_sql
 from siyu.commerce.models import Product
 from siyu.events.models import Event
 from tests import factories
@@ -51,3 +52,19 @@ def test_an_empty_workspace_writes_empty_files_with_the_columns(tmp_path):
     assert parquet_export(models_=[Product], directory=tmp_path, workspace_id=ws.id) == {"commerce_product": 0}
     table = pq.read_table(tmp_path / "commerce_product.parquet")
     assert table.num_rows == 0 and "launch_date" in table.column_names
+
+
+def test_on_duckdb_an_instants_epoch_is_taken_without_a_cast_through_a_time_zone(tmp_path):
+    # DuckDB casts a zoned timestamp to a naive one row by row through its zone library;
+    # the epoch of an instant does not need it, and the seconds come out the same.
+    ws = factories.workspace()
+    buyer = factories.contact(ws)
+    factories.event(ws, buyer, occurred_at=datetime(2026, 3, 1, 8, 30, 15, tzinfo=UTC))
+    e = table(Event)
+    expr = e.filter(e.workspace_id == ws.id).select(seconds=epoch(e.occurred_at))
+    sql = to_sql(expr, engine="duckdb")
+    assert "EPOCH(" in sql and "AS TIMESTAMP)" not in sql
+    parquet_export(models_=[Event], directory=tmp_path, workspace_id=ws.id)
+    expected = datetime(2026, 3, 1, 8, 30, 15, tzinfo=UTC).timestamp()
+    assert duckdb_fetch(expr, tmp_path) == [(expected,)]
+    assert [tuple(map(float, row)) for row in fetch(expr)] == [(expected,)]
