@@ -710,3 +710,25 @@ def test_api_stage_flow_month_must_be_year_and_month(ws):
 def test_api_another_workspaces_contact_is_not_found(layered, other_ws):
     with pytest.raises(NotFound):
         client.get(f"/contacts/{layered.contacts['X'].id}/layers", workspace=other_ws)
+
+
+@pytest.mark.django_db
+def test_a_merged_contact_keeps_the_survivors_stage_history(ws):
+    old = factories.contact(ws, phone="13800000001", first_seen_at=datetime(2025, 1, 1, tzinfo=UTC))
+    young = factories.contact(ws, phone="13800000002", first_seen_at=datetime(2025, 6, 1, tzinfo=UTC))
+    order(ws, young, "store", "10.00", datetime(2026, 2, 5, tzinfo=UTC))
+    layers_refresh(workspace=ws, now=datetime(2026, 1, 20, tzinfo=UTC))
+    layers_refresh(workspace=ws, now=datetime(2026, 2, 20, tzinfo=UTC))
+    # January: both prospects; February: the younger one bought (a row of its own).
+    assert LayerSnapshot.objects.filter(contact=young).count() == 2
+
+    factories.contact(ws, identities=[{"kind": "phone", "value": "13800000001"},
+                                      {"kind": "phone", "value": "13800000002"}])
+
+    # The survivor's history is its own (prospect in January and, unchanged, in February);
+    # the merged contact's February row would have made it "new" there without an order.
+    assert list(LayerSnapshot.objects.filter(workspace=ws).values_list("contact_id", "month",
+                                                                         "lifecycle_stage")) == [
+        (old.id, date(2026, 1, 1), "prospect")
+    ]
+    assert stage_flow(workspace=ws, month=date(2026, 2, 1)) == [StageFlow("prospect", "prospect", 1)]

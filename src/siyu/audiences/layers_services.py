@@ -396,19 +396,19 @@ def _merge_layers(workspace: Workspace, survivor: Contact, other_ids: list[int])
 
 
 def _merge_snapshots(workspace: Workspace, survivor: Contact, other_ids: list[int]) -> int:
-    """Past months keep the survivor's stage; months it has no snapshot for take the merged
-    contact's (the oldest id's when several were merged)."""
-    taken = set(LayerSnapshot.objects.filter(contact=survivor).values_list("month", flat=True))
-    keep, drop = [], []
-    for row_id, month in (
-        LayerSnapshot.objects.filter(workspace=workspace, contact_id__in=other_ids)
-        .order_by("contact_id", "month")
-        .values_list("id", "month")
-    ):
-        (drop if month in taken else keep).append(row_id)
-        taken.add(month)
-    LayerSnapshot.objects.filter(id__in=drop).delete()
-    return LayerSnapshot.objects.filter(id__in=keep).update(contact=survivor)
+    """The survivor keeps its own stage history. The snapshot holds changes only, so rows of
+    two contacts interleaved would make a history neither had; the merged contacts' rows go,
+    unless the survivor has none, when it takes the oldest merged contact's history. The next
+    refresh writes this month's stage from everything the survivor now holds."""
+    others = LayerSnapshot.objects.filter(workspace=workspace, contact_id__in=other_ids)
+    if LayerSnapshot.objects.filter(workspace=workspace, contact=survivor).exists():
+        others.delete()
+        return 0
+    heir = others.order_by("contact_id").values_list("contact_id", flat=True).first()
+    if heir is None:
+        return 0
+    others.exclude(contact_id=heir).delete()
+    return others.filter(contact_id=heir).update(contact=survivor)
 
 
 MERGE_HANDLERS[ContactLayer] = _merge_layers
