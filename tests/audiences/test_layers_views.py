@@ -38,6 +38,7 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 T1 = NOW - timedelta(days=19)
 PAGE = "/audiences/layers/"
+FLOW = "/audiences/layers/flow/"
 IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 THRESHOLDS = {
     "rfm_method": "threshold",
@@ -198,7 +199,10 @@ def test_before_the_first_refresh_the_page_says_so(client, ws):
 def test_sankey_and_table_show_the_flows_between_the_two_month_ends(client, layered):
     _login(client, layered.ws)
 
-    html = client.get(PAGE).content.decode()
+    page = client.get(PAGE).content.decode()
+    # The page shows a "computing" line and loads the flow of the newest month after it.
+    assert 'data-testid="flow-loading"' in page and 'hx-get="/audiences/layers/flow/?month=2026-03"' in page
+    html = client.get(FLOW).content.decode()
 
     sankey = _figure(html)["data"][0]
     assert sankey["type"] == "sankey"
@@ -224,7 +228,7 @@ def test_sankey_and_table_show_the_flows_between_the_two_month_ends(client, laye
         ["流失", "0", "0", "0", "0", "0", "2", "2"],
         ["合计", "1", "2", "1", "0", "0", "2", "6"],
     ]
-    assert re.findall(r'<option value="([\d-]+)"( selected)?>', html) == [
+    assert re.findall(r'<option value="([\d-]+)"( selected)?>', page) == [
         ("2026-03", " selected"),
         ("2026-02", ""),
     ]
@@ -233,7 +237,10 @@ def test_sankey_and_table_show_the_flows_between_the_two_month_ends(client, laye
 def test_an_earlier_month_flows_from_no_record(client, layered):
     _login(client, layered.ws)
 
-    html = client.get(PAGE, {"month": "2026-02"}).content.decode()
+    assert 'hx-get="/audiences/layers/flow/?month=2026-02"' in client.get(
+        PAGE, {"month": "2026-02"}
+    ).content.decode()
+    html = client.get(FLOW, {"month": "2026-02"}).content.decode()
 
     sankey = _figure(html)["data"][0]
     assert sankey["node"]["label"] == [
@@ -303,7 +310,9 @@ def test_staff_see_only_their_stores_numbers(client, layered):
     assert matrix["important_develop"] == ["1", "50.0%", "57.1%", "¥800.00"]
     assert matrix["general_keep"] == ["0", "0.0%", "0.0%", "—"]
     assert _counts(html, "stage")["churned"] == 0
-    assert _rows(html, "flow-table")[-1] == ["合计", "0", "1", "1", "0", "0", "0", "2"]
+    assert _rows(client.get(FLOW).content.decode(), "flow-table")[-1] == [
+        "合计", "0", "1", "1", "0", "0", "0", "2"
+    ]
     assert "仅含你所在门店的客户。" in html
     assert [row[0] for row in _rows(listed, "layer-contacts")] == ["B", "A"]
     assert "分层配置" in html and "fieldset disabled" in html
@@ -489,4 +498,5 @@ def test_sidebar_link_and_english_labels(client, layered):
     assert '<a href="/audiences/layers/" class="active">Layers</a>' in html
     assert "RFM classes" in html
     assert "Stage flow (month over month)" in html
-    assert _figure(html)["data"][0]["node"]["label"][0] == "2026-02 Prospect"
+    flow = client.get(FLOW).content.decode()
+    assert _figure(flow)["data"][0]["node"]["label"][0] == "2026-02 Prospect"

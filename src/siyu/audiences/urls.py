@@ -36,6 +36,7 @@ urlpatterns = [
 
 urlpatterns += [
     path("layers/", layers_views.layers_home, name="layers"),
+    path("layers/flow/", layers_views.layers_flow, name="layers_flow"),
     path("layers/config/", layers_views.layers_config, name="layers_config"),
     path("layers/recompute/", layers_views.layers_recompute, name="layers_recompute"),
     path("layers/status/<str:task_id>/", layers_views.layers_status, name="layers_status"),

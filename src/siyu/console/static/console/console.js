@@ -30,4 +30,6 @@
 
   // Plotly is loaded with defer as well; render once it has run.
   window.addEventListener("load", function () { renderCharts(document); });
+  // A part of a page loaded later (htmx) may bring charts of its own.
+  document.addEventListener("htmx:afterSettle", function () { renderCharts(document); });
 })();
