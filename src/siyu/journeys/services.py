@@ -405,7 +405,11 @@ def _enroll(
             [*values, *source_params, *filter_params],
         )
 
-    if not holdout and first["type"] in ("send", "webhook") and arrival_time(first, now, zone) <= now:
+    if (
+        not holdout
+        and first["type"] in ("send", "webhook")
+        and arrival_time(first, now, zone) <= now
+    ):
         try:
             with transaction.atomic():
                 return _enter_sending(journey, version, first, now, reentry, insert)
@@ -446,16 +450,55 @@ def _enter_sending(
         step = spec.step_by_key(definition)[after][1]
         zone = ZoneInfo(journey.workspace.time_zone)
         sql, params = insert(EnrollmentStatus.ACTIVE, after, arrival_time(step, now, zone), False)
-    entered = _execute(sql, params)
+    if connection.vendor == "postgresql":
+        entered = _enter_into_staging(sql, params)
+    else:
+        entered = _execute(sql, params)
     if not entered:
         return 0
     _count(journey, version, first["key"], entered)
+    if connection.vendor == "postgresql":
+        seqs = [1] if reentry == "once" else _staged_seqs()
+        for seq in seqs:
+            contacts = Contact.objects.filter(
+                id__in=RawSQL(f"SELECT contact_id FROM {_ENTERED} WHERE seq = %s", [seq])  # noqa: S608, S611
+            )
+            _send(
+                journey=journey, version=version, step=first, seq=seq, contact_ids=contacts, now=now
+            )
+        _execute(f"DROP TABLE {_ENTERED}", [])
+        return entered
     now_entered = Enrollment.objects.filter(journey=journey, version=version, entered_at=now)
     seqs = [1] if reentry == "once" else sorted(set(now_entered.values_list("seq", flat=True)))
     for seq in seqs:
         contacts = Contact.objects.filter(id__in=now_entered.filter(seq=seq).values("contact_id"))
         _send(journey=journey, version=version, step=first, seq=seq, contact_ids=contacts, now=now)
     return entered
+
+
+_ENTERED = "siyu_journey_entered"
+
+
+def _enter_into_staging(sql: str, params: list[Any]) -> int:
+    """Runs the entering INSERT and keeps who entered (contact, seq) in a temporary table, with
+    statistics (PostgreSQL). The outbox is then planned for the real number of entrants: read
+    back from the enrollments just written, which have no statistics yet, they were planned as
+    one row, and the million-contact send became nested loops."""
+    _execute(f"DROP TABLE IF EXISTS {_ENTERED}", [])
+    _execute(f"CREATE TEMP TABLE {_ENTERED} (contact_id bigint, seq integer)", [])
+    entered = _execute(
+        f"WITH entered AS ({sql} RETURNING contact_id, seq) "  # noqa: S608
+        f"INSERT INTO {_ENTERED} SELECT contact_id, seq FROM entered",
+        params,
+    )
+    _execute(f"ANALYZE {_ENTERED}", [])
+    return entered
+
+
+def _staged_seqs() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT seq FROM {_ENTERED} ORDER BY seq")  # noqa: S608
+        return [seq for (seq,) in cursor.fetchall()]
 
 
 # --- walking ------------------------------------------------------------------------------------
