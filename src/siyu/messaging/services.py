@@ -290,22 +290,22 @@ def messages_queue(
         [*subject_params, *body_params, prefix],
     )
     # Cap counts first: on SQLite they are subqueries of this select, whose parameters come
-    # before the joins'.
+    # before the joins'. On PostgreSQL they are staged with the candidates (_stage_candidates).
+    staged = connection.vendor == "postgresql"
     if capped:
         # Each candidate's own messages in the cap window (the week holds the day: both end
         # with the same local day), looked up by the message_contact_time index: the work
         # follows the contacts queued, not how much the workspace sent this week.
         window_from = week_from if week_cap is not None else day_from
         window_params = [_ts(window_from), _ts(day_to), channel.kind]
-        if connection.vendor == "postgresql":
-            matched = _stage_candidates(
-                f"COUNT(m.id) FILTER (WHERE m.scheduled_at >= %s) AS day_n, COUNT(m.id) AS week_n "
+        if staged:
+            counts = (
+                "COUNT(m.id) FILTER (WHERE m.scheduled_at >= %s) AS day_n, COUNT(m.id) AS week_n "
                 f"FROM {Contact._meta.db_table} c LEFT JOIN {msg} m ON m.contact_id = c.id "  # noqa: S608
-                f"AND m.scheduled_at >= %s AND m.scheduled_at < %s AND m.channel_kind = %s "
-                f"AND m.status IN ({counted}) WHERE c.workspace_id = %s AND c.id {match}",
-                [_ts(day_from), *window_params, workspace.id, *match_params],
+                "AND m.scheduled_at >= %s AND m.scheduled_at < %s AND m.channel_kind = %s "
+                f"AND m.status IN ({counted}) "
             )
-            select += ", capn.day_n, capn.week_n"
+            counts_params = [_ts(day_from), *window_params]
         else:
             window = (
                 f"FROM {msg} m WHERE m.contact_id = c.id AND m.scheduled_at >= %s "  # noqa: S608
@@ -317,13 +317,15 @@ def messages_queue(
                 [*window_params, _ts(day_from), *window_params],
             )
     else:
-        if connection.vendor == "postgresql":
-            matched = _stage_candidates(
-                f"0 AS day_n, 0 AS week_n FROM {Contact._meta.db_table} c "  # noqa: S608
-                f"WHERE c.workspace_id = %s AND c.id {match}",
-                [workspace.id, *match_params],
-            )
-        select += ", 0 AS day_n, 0 AS week_n"
+        counts, counts_params = f"0 AS day_n, 0 AS week_n FROM {Contact._meta.db_table} c ", []
+        if not staged:
+            select += ", 0 AS day_n, 0 AS week_n"
+    if staged:
+        matched = _stage_candidates(
+            f"{counts}WHERE c.workspace_id = %s AND c.id {match}",
+            [*counts_params, workspace.id, *match_params],
+        )
+        select += ", capn.day_n, capn.week_n"
     if rendering.uses_store(template.subject, template.body):
         joins.append(f"LEFT JOIN {Store._meta.db_table} s ON s.id = c.store_id")
     if channel.consent_channel:
@@ -365,7 +367,7 @@ def messages_queue(
             "AND e.idempotency_key = %s || CAST(c.id AS TEXT))"
         )
         fresh_params = [workspace.id, key_from, key_to, prefix]
-    if connection.vendor == "postgresql":
+    if staged:
         # The candidates are the staged ones, whose size the planner knows.
         source = f"{_CANDIDATES} capn JOIN {Contact._meta.db_table} c ON c.id = capn.contact_id"
         where, where_params = "c.workspace_id = %s", [workspace.id]
@@ -437,7 +439,7 @@ def messages_queue(
             "SELECT status, suppress_reason, COUNT(*) FROM written GROUP BY status, suppress_reason"
         )
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
+        if not staged:
             cursor.execute(
                 f"SELECT count(*) FROM {Contact._meta.db_table} c WHERE c.workspace_id = %s AND c.id {match}",  # noqa: S608
                 [workspace.id, *match_params],
