@@ -450,29 +450,33 @@ def _enter_sending(
         step = spec.step_by_key(definition)[after][1]
         zone = ZoneInfo(journey.workspace.time_zone)
         sql, params = insert(EnrollmentStatus.ACTIVE, after, arrival_time(step, now, zone), False)
-    if connection.vendor == "postgresql":
-        entered = _enter_into_staging(sql, params)
-    else:
-        entered = _execute(sql, params)
-    if not entered:
-        return 0
-    _count(journey, version, first["key"], entered)
-    if connection.vendor == "postgresql":
-        seqs = [1] if reentry == "once" else _staged_seqs()
+    staged = connection.vendor == "postgresql"
+    entered = _enter_into_staging(sql, params) if staged else _execute(sql, params)
+    if entered:
+        _count(journey, version, first["key"], entered)
+        now_entered = Enrollment.objects.filter(journey=journey, version=version, entered_at=now)
+        if reentry == "once":
+            seqs = [1]
+        elif staged:
+            seqs = _staged_seqs()
+        else:
+            seqs = sorted(set(now_entered.values_list("seq", flat=True)))
         for seq in seqs:
-            contacts = Contact.objects.filter(
-                id__in=RawSQL(f"SELECT contact_id FROM {_ENTERED} WHERE seq = %s", [seq])  # noqa: S608, S611
+            ids = (
+                RawSQL(f"SELECT contact_id FROM {_ENTERED} WHERE seq = %s", [seq])  # noqa: S608, S611
+                if staged
+                else now_entered.filter(seq=seq).values("contact_id")
             )
             _send(
-                journey=journey, version=version, step=first, seq=seq, contact_ids=contacts, now=now
+                journey=journey,
+                version=version,
+                step=first,
+                seq=seq,
+                contact_ids=Contact.objects.filter(id__in=ids),
+                now=now,
             )
+    if staged:
         _execute(f"DROP TABLE {_ENTERED}", [])
-        return entered
-    now_entered = Enrollment.objects.filter(journey=journey, version=version, entered_at=now)
-    seqs = [1] if reentry == "once" else sorted(set(now_entered.values_list("seq", flat=True)))
-    for seq in seqs:
-        contacts = Contact.objects.filter(id__in=now_entered.filter(seq=seq).values("contact_id"))
-        _send(journey=journey, version=version, step=first, seq=seq, contact_ids=contacts, now=now)
     return entered
 
 
