@@ -115,7 +115,8 @@ def stage_flow(
         return []
     snap = _scoped(table(LayerSnapshot), workspace, store_id)
     snap = snap.filter(snap.month <= month)
-    keyed = snap.month.cast("string").concat(snap.lifecycle_stage)
+    # Formatted explicitly: a cast to text follows the server's DateStyle on PostgreSQL.
+    keyed = snap.month.strftime("%Y-%m-%d").concat(snap.lifecycle_stage)
     ends = snap.group_by("contact_id").aggregate(
         before=keyed.max(where=snap.month < month), after=keyed.max()
     )
