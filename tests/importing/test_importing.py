@@ -179,6 +179,26 @@ def test_a_duplicate_in_a_later_batch_names_the_first_line(ws, tmp_path):
     assert report.created == 10
 
 
+def test_a_file_broken_midway_keeps_the_batches_before_it_and_names_the_line(ws, tmp_path):
+    # On PostgreSQL the next batch is read while the one before it is written: the break must
+    # still surface, after the batches before it are stored, and name its line.
+    factories.contact(ws, phone="13800000001")
+    rows = [[f"B{i}", "13800000001", "store", PAID, "1.00", "", "", ""] for i in range(5)]
+    rows.append(["B5", "13800000001", "store", PAID, "1.00", "", "x" * (17 << 20), ""])
+    path = write_csv(tmp_path / "orders.csv", ORDER_HEADER, rows)
+
+    with pytest.raises(ValidationFailed) as raised:
+        run_import(workspace=ws, entity="orders", path=path, batch_size=2)
+
+    assert raised.value.message == "orders.csv line 7: field larger than field limit (16777216)"
+    assert sorted(Order.objects.filter(workspace=ws).values_list("order_no", flat=True)) == [
+        "B0",
+        "B1",
+        "B2",
+        "B3",
+    ]
+
+
 def test_unknown_csv_column_refuses_the_file_naming_it(ws, tmp_path):
     path = write_csv(tmp_path / "orders.csv", [*ORDER_HEADER, "colour", "size"], [])
 
