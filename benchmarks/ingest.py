@@ -218,34 +218,10 @@ def raw_load(path: Path, entity: str, *, unlogged: bool = False) -> float:
 
 def floor_load(workspace_id: int, entity: str) -> float:
     """The stored rows inserted again into empty copies of the real tables (PostgreSQL only)."""
-    from django.db import connection, transaction
+    from floor import table_floor_seconds
 
     tables = ["commerce_order", "commerce_orderitem"] if entity == "orders" else ["events_event"]
-    copies = []
-    with transaction.atomic(), connection.cursor() as cursor:
-        for table in tables:
-            copy = f"bench_floor_{table}"
-            copies.append((table, copy))
-            cursor.execute(f"DROP TABLE IF EXISTS {copy}")
-            cursor.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")
-            cursor.execute(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = %s::regclass AND contype = 'f'",
-                [table],
-            )
-            for name, definition in cursor.fetchall():
-                cursor.execute(f"ALTER TABLE {copy} ADD CONSTRAINT bench_{name} {definition}")
-    started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
-        for table, copy in copies:
-            cursor.execute(
-                f"INSERT INTO {copy} SELECT * FROM {table} WHERE workspace_id = %s", [workspace_id]
-            )
-    elapsed = time.perf_counter() - started
-    with connection.cursor() as cursor:
-        for _, copy in reversed(copies):
-            cursor.execute(f"DROP TABLE {copy}")
-    return elapsed
+    return table_floor_seconds([(t, "workspace_id = %s", [workspace_id]) for t in tables])
 
 
 def main() -> int:

@@ -14,6 +14,11 @@ enrolls the N contacts already past the step and queues their N messages; ``jour
 then finds nothing to move (it is timed too, to show it). "messages/s" counts every outbox
 row written (queued, delayed or suppressed with a reason) per second of launch + walk.
 Target (issue 6): >= 20k messages/s on PostgreSQL and >= 0.3 of the bare INSERT rate.
+
+On PostgreSQL it also prints the *table floor* (``floor.py``): the launch's messages and
+enrollments inserted again into empty copies of their tables, with the same indexes and checks.
+That is what storing those rows costs in this schema whatever the launch does, so it tells apart
+the launch's own work (caps, quiet hours, consent, enrolling) from the schema's.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import messaging as outbox_bench  # noqa: E402  (sets Django up; its seeding is reused)
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
+from floor import table_floor_seconds  # noqa: E402
 
 from siyu.contacts.models import Contact  # noqa: E402
 from siyu.journeys import services as journeys  # noqa: E402
@@ -139,6 +145,21 @@ def main() -> None:
     rate, plain_rate = written / total, n / baseline
     print(f"\n{connection.vendor}, {n:,} contacts")
     print(f"  bare INSERT … SELECT (baseline):    {baseline:7.2f} s  {plain_rate:>10,.0f} rows/s")
+    if connection.vendor == "postgresql":
+        floor = table_floor_seconds(
+            [
+                (Enrollment._meta.db_table, "journey_id = %s", [journey.id]),
+                (
+                    Message._meta.db_table,
+                    "workspace_id = %s AND journey_id = %s",
+                    [ws.id, journey.id],
+                ),
+            ]
+        )
+        print(
+            f"  table floor (messages + enrollments): {floor:5.2f} s  {n / floor:>10,.0f} messages/s"
+            f"  (the schema's cost: {baseline / floor:.2f} of the baseline)"
+        )
     print(
         f"  launch (enroll {n:,}):          {launch_seconds:7.2f} s  {n / launch_seconds:>10,.0f} enrollments/s"
     )
@@ -148,6 +169,7 @@ def main() -> None:
     print(
         f"  journey → outbox, end to end:       {total:7.2f} s  {rate:>10,.0f} messages/s"
         f"  ratio {rate / plain_rate:.2f} of the baseline"
+        + (f", {floor / total:.2f} of the table floor" if connection.vendor == "postgresql" else "")
     )
 
     outbox_bench.analyze()
