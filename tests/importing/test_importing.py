@@ -512,7 +512,7 @@ def test_progress_is_told_the_file_size_and_advanced_to_it(ws, tmp_path):
 
 
 def test_import_stays_in_its_workspace(ws, other_ws, tmp_path):
-    factories.contact(other_ws, phone="13800000071")
+    theirs = factories.contact(other_ws, phone="13800000071")
     path = write_csv(
         tmp_path / "events.csv",
         ["event_id", "type", "contact_phone", "occurred_at"],
@@ -527,6 +527,16 @@ def test_import_stays_in_its_workspace(ws, other_ws, tmp_path):
         (2, "contact_phone: unknown contact identity phone:138****0071; upsert the contact first")
     ]
     assert not Event.objects.exists()
+
+    orders = write_csv(
+        tmp_path / "orders.csv",
+        ["order_no", "contact_id", "channel", "paid_at", "amount"],
+        [["W1", str(theirs.id), "store", PAID, "9.90"]],
+    )
+    report = run_import(workspace=ws, entity="orders", path=orders)
+
+    assert report.errors == [(2, f"contact_id: unknown contact_id {theirs.id}")]
+    assert not Order.objects.exists()
 
 
 def _events_file(path, rows, phones):

@@ -46,8 +46,7 @@ from pydantic_core import from_json
 
 from siyu.commerce.models import OrderChannel, OrderStatus
 from siyu.contacts.identities import NormalIdentity, normalise_identity
-from siyu.contacts.models import Contact
-from siyu.contacts.queries import contact_ids_by_identities
+from siyu.contacts.models import Contact, Identity
 from siyu.errors import ValidationFailed
 from siyu.events.models import EventType
 from siyu.events.services import MAX_CLOCK_SKEW_SECONDS
@@ -165,13 +164,14 @@ def _lookup(kind: str, value: str, app: str) -> int | NormalIdentity | None:
 @dataclass
 class EncodedChunk:
     """A chunk's rows as COPY text, aligned with the rows ``encode`` was given: ``rows[i]`` is
-    None where Python already knows the row needs the ordinary path (its items). ``refs`` maps
-    each distinct contact reference to what it is looked up by (``_lookup``)."""
+    None where Python already knows the row needs the ordinary path (its items). ``refs`` holds
+    each distinct contact reference that can resolve with what it is looked up by (``_lookup``):
+    a contact id, or the normalised identity's kind, app id and keyed hash."""
 
     lines: list[int]
     rows: list[str | None]
     items: list[str]
-    refs: dict[tuple[str, str, str], int | NormalIdentity | None]
+    refs: list[str]
 
 
 class StagedWriter:
@@ -204,8 +204,8 @@ class StagedWriter:
                 "name text, quantity integer, unit_price numeric, amount numeric)"
             )
             cursor.execute(
-                "CREATE TEMP TABLE siyu_import_refs "
-                "(kind text, value text, app text, contact_id bigint)"
+                "CREATE TEMP TABLE siyu_import_refs (kind text, value text, app text, "
+                "id bigint, id_kind text, id_app text, id_hash text, contact_id bigint)"
             )
             for name, target in (("jsonb", "jsonb"), ("timestamptz", "timestamptz")):
                 cursor.execute(
@@ -234,15 +234,24 @@ class StagedWriter:
         contact references normalised. Touches no database: safe in another thread."""
         items_at = self._index.get("items") if self.entity == "orders" else None
         pad = [None] * self.width
-        out = EncodedChunk([], [], [], {})
-        refs = out.refs
+        out = EncodedChunk([], [], [], [])
+        refs: set[tuple[str, str, str]] = set()
         for line, cells in rows:
             if len(cells) < self.width:
                 cells = cells + pad[len(cells) :]
             out.lines.append(line)
             kind, value, app = self._ref(cells)
             if kind is not None and (kind, value, app) not in refs:
-                refs[(kind, value, app)] = _lookup(kind, value, app)
+                refs.add((kind, value, app))
+                found = _lookup(kind, value, app)
+                if type(found) is int:
+                    out.refs.append(_copy_line((kind, value, app, found, None, None, None)))
+                elif found is not None:
+                    out.refs.append(
+                        _copy_line(
+                            (kind, value, app, None, found.kind, found.app_id, found.value_hash)
+                        )
+                    )
             if self.entity != "orders":
                 out.rows.append(_copy_line((line, *cells, None, None, kind, value, app)))
                 out.items.append("")
@@ -318,24 +327,23 @@ class StagedWriter:
         i = self._index.get(name)
         return f"s.c{i}" if i is not None else "NULL::text"
 
-    def _resolve_contacts(
-        self, cursor: Any, refs: dict[tuple[str, str, str], int | NormalIdentity | None]
-    ) -> None:
-        """Fills the refs table with the contact of every reference that resolves; the rest
-        (unknown, malformed) are left to the ordinary path to explain."""
-        found: list[tuple[str, str, str, int]] = []
-        ids = {cid: ref for ref, cid in refs.items() if type(cid) is int}
-        if ids:
-            known = Contact.objects.filter(workspace=self.workspace, id__in=list(ids)).values_list(
-                "id", flat=True
-            )
-            found += [(*ids[cid], cid) for cid in known]
-        normal = {ref: n for ref, n in refs.items() if isinstance(n, NormalIdentity)}
-        owners = contact_ids_by_identities(workspace=self.workspace, identities=normal.values())
-        found += [(*ref, owners[n.key]) for ref, n in normal.items() if n.key in owners]
-        if found:
-            with connection.wrap_database_errors, cursor.copy(f"COPY {_REFS} FROM STDIN") as copy:
-                copy.write("".join(_copy_line(row) for row in found).encode())
+    def _resolve_contacts(self, cursor: Any, refs: list[str]) -> None:
+        """Fills the refs table with the contact of every reference that resolves, by one probe
+        of a unique index each; the rest (unknown, malformed) are left to the ordinary path to
+        explain."""
+        if not refs:
+            return
+        with connection.wrap_database_errors, cursor.copy(f"COPY {_REFS} FROM STDIN") as copy:
+            copy.write("".join(refs).encode())
+        cursor.execute(
+            f"UPDATE {_REFS} r SET contact_id = CASE WHEN r.id IS NOT NULL THEN "  # noqa: S608
+            f"(SELECT c.id FROM {Contact._meta.db_table} c "
+            "WHERE c.id = r.id AND c.workspace_id = %(ws)s) "
+            f"ELSE (SELECT i.contact_id FROM {Identity._meta.db_table} i "
+            "WHERE i.workspace_id = %(ws)s AND i.value_hash = r.id_hash AND i.kind = r.id_kind "
+            "AND i.app_id = r.id_app) END",
+            {"ws": self.workspace.id},
+        )
 
     def _statement(self, careful: bool) -> str:
         jsonb = "pg_temp.siyu_try_jsonb({})" if careful else "{}::jsonb"
