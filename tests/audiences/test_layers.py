@@ -271,11 +271,12 @@ def test_refresh_is_a_few_set_statements(layered, django_assert_num_queries):
     # savepoint, config (read, save, lock), buyers and intent into working tables (create +
     # analyze each), median, layers into a working table (create + analyze), count, drop
     # buyers and intent, the rows that differ into a working table, count stored and new
-    # contacts (none gone: nothing to delete), delete + insert the moved stages' snapshot
-    # rows, update + insert layers, drop the differing and the layers tables, record the
-    # refresh, release; on PostgreSQL also read, raise and restore work_mem.
+    # contacts (none gone: nothing to delete), delete the moved stages' snapshot rows, look
+    # for history before this month (none: no stage to look up), insert the snapshot rows,
+    # update + insert layers, drop the differing and the layers tables, record the refresh,
+    # release; on PostgreSQL also read, raise and restore work_mem.
     extra = 3 if connection.vendor == "postgresql" else 0
-    with django_assert_num_queries(25 + extra):
+    with django_assert_num_queries(26 + extra):
         layers_refresh(workspace=layered.ws, now=NOW)
     # The working tables (UNLOGGED on PostgreSQL, so that parallel workers can read them) are
     # gone once the refresh is over.

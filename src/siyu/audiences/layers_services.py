@@ -272,7 +272,7 @@ def _write_difference(
     _create_staging(
         diff,
         f"SELECT {selected}, o.{stage} AS old_stage, "  # noqa: S608
-        f"o.contact_id IS NULL AS is_new FROM {new} l "
+        f"o.contact_id IS NULL AS is_new, CAST(NULL AS VARCHAR(16)) AS before_stage FROM {new} l "
         f"LEFT JOIN {layer} o ON o.contact_id = l.contact_id "
         f"WHERE o.contact_id IS NULL OR {_differs('o', 'l')}",
     )
@@ -300,13 +300,27 @@ def _write_difference(
         f"AND contact_id IN (SELECT l.contact_id FROM {diff} l WHERE {moved})",
         [ws, month],
     )
+    # The stage at the previous month's end is looked up in a statement of its own: read by
+    # the INSERT that fills the same table, a snapshot table that was empty when the statement
+    # was planned is scanned whole for every row, and the first refresh of a million contacts
+    # never ends. Without history before this month there is nothing to look up.
+    if _scalar(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {snapshot} WHERE workspace_id = %s "  # noqa: S608
+        "AND month < %s LIMIT 1) x",
+        [ws, month],
+    ):
+        _execute(
+            f"UPDATE {diff} SET before_stage = (SELECT s.lifecycle_stage FROM {snapshot} s "  # noqa: S608
+            f"WHERE s.contact_id = {diff}.contact_id AND s.month < %s "
+            f"ORDER BY s.month DESC LIMIT 1) WHERE is_new OR old_stage <> {stage}",
+            [month],
+        )
     distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
     _execute(
         f"INSERT INTO {snapshot} (workspace_id, month, contact_id, lifecycle_stage) "  # noqa: S608
         f"SELECT %s, %s, l.contact_id, l.{stage} FROM {diff} l WHERE {moved} "
-        f"AND l.{stage} {distinct} (SELECT s.lifecycle_stage FROM {snapshot} s "
-        "WHERE s.contact_id = l.contact_id AND s.month < %s ORDER BY s.month DESC LIMIT 1)",
-        [ws, month, month],
+        f"AND l.{stage} {distinct} l.before_stage",
+        [ws, month],
     )
     values = [c for c in _COLUMNS if c != "contact_id"]
     assignments = ", ".join(f"{quote(c)} = l.{quote(c)}" for c in values)
