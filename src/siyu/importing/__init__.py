@@ -34,7 +34,6 @@ import gc
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +55,7 @@ from siyu.importing.files import (
     open_text,
 )
 from siyu.importing.formats import CSV_FORMATS, REJECT_COLUMNS, CellError, Mapped, jsonl_row
-from siyu.importing.staged import STAGED_KEYS, EncodedChunk, StagedWriter, staged_supported
+from siyu.importing.staged import STAGED_KEYS, StagedWriter, staged_supported
 from siyu.ingest import BatchResult, RowError
 from siyu.progress import NoProgress, Progress
 from siyu.tenancy.models import Workspace
@@ -218,18 +217,6 @@ def _check_header(entity: str, header: list[str], path: Path) -> None:
         )
 
 
-@dataclass
-class _StagedChunk:
-    """A chunk read, stripped and encoded (``_read_chunk``), waiting for the database."""
-
-    rows: list[tuple[int, list[str]]]
-    lines: np.ndarray
-    hashes: np.ndarray
-    #: Rows with an id that fit the header and whose id the chunk holds once.
-    candidates: np.ndarray
-    encoded: EncodedChunk
-
-
 def _import_staged(
     spec: Entity,
     workspace: Workspace,
@@ -242,73 +229,55 @@ def _import_staged(
     advance: Callable[[], None],
 ) -> None:
     """PostgreSQL, CSV orders and events: each chunk is staged and written set-at-a-time in SQL
-    (``siyu.importing.staged``); the rows it leaves go through ``_import_batch`` like any other.
-
-    The next chunk is read and encoded in a second thread while this one is written: that is
-    Python work, and the database's wait releases the interpreter, so on two cores they overlap.
-    Everything that touches the database or the report stays on this thread, in file order."""
+    (``siyu.importing.staged``); the rows it leaves go through ``_import_batch`` like any other."""
     writer = StagedWriter(spec.name, header, workspace)
     key = STAGED_KEYS[spec.name]
-    key_at, prefix = header.index(key), f"{key}|"
-
-    def read() -> _StagedChunk | None:
-        chunk = list(itertools.islice(rows, max(batch_size, 1)))
-        return _read_chunk(chunk, writer, key_at, prefix) if chunk else None
-
+    key_at, prefix, width = header.index(key), f"{key}|", len(header)
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-import") as reader:
-            upcoming = reader.submit(read)
-            while (chunk := upcoming.result()) is not None:
-                upcoming = reader.submit(read)
-                _staged_chunk(spec, workspace, header, chunk, writer, rejects, report, seen)
-                del chunk
-                gc.collect(0)
-                advance()
+        while chunk := list(itertools.islice(rows, max(batch_size, 1))):
+            _staged_chunk(
+                spec, workspace, header, chunk, writer, key_at, prefix, width, rejects, report, seen
+            )
+            del chunk
+            gc.collect(0)
+            advance()
     finally:
         writer.close()
-
-
-def _read_chunk(
-    chunk: list[tuple[int, list[str]]], writer: StagedWriter, key_at: int, prefix: str
-) -> _StagedChunk:
-    n = len(chunk)
-    # Python's strip, not SQL's: it is what the ordinary path (and so the API) means by a value.
-    stripped = [[cell.strip() or None for cell in cells] for _, cells in chunk]
-    lines = np.fromiter((line for line, _ in chunk), dtype=np.int64, count=n)
-    keys = [s[key_at] if key_at < len(s) else None for s in stripped]
-    hashes = np.fromiter((hash(prefix + k) if k else 0 for k in keys), dtype=np.int64, count=n)
-    width = writer.width
-    fits = np.fromiter((len(cells) <= width for _, cells in chunk), dtype=bool, count=n)
-    candidates = np.flatnonzero(fits & np.fromiter((k is not None for k in keys), bool, n))
-    # An id twice in the chunk: both rows take the ordinary path, which reports the repeat
-    # naming the first line.
-    h = hashes[candidates]
-    order = np.argsort(h, kind="stable")
-    same = h[order][1:] == h[order][:-1]
-    repeated = np.zeros(len(candidates), dtype=bool)
-    repeated[order[1:][same]] = True
-    repeated[order[:-1][same]] = True
-    candidates = candidates[~repeated]
-    encoded = writer.encode([(int(lines[i]), stripped[i]) for i in candidates])
-    return _StagedChunk(chunk, lines, hashes, candidates, encoded)
 
 
 def _staged_chunk(
     spec: Entity,
     workspace: Workspace,
     header: list[str],
-    chunk: _StagedChunk,
+    chunk: list[tuple[int, list[str]]],
     writer: StagedWriter,
+    key_at: int,
+    prefix: str,
+    width: int,
     rejects: RejectsWriter,
     report: ImportReport,
     seen: SeenIds,
 ) -> None:
-    lines, hashes, candidates = chunk.lines, chunk.hashes, chunk.candidates
-    # An id an earlier chunk accepted goes the ordinary way too, which names that line.
-    fresh = seen.first_lines_hashed(hashes[candidates]) == 0
-    staged = candidates[fresh]
-    outcome = writer.write(chunk.encoded, fresh) if len(staged) else None
-    ordinary = np.ones(len(chunk.rows), dtype=bool)
+    n = len(chunk)
+    # Python's strip, not SQL's: it is what the ordinary path (and so the API) means by a value.
+    stripped = [[cell.strip() or None for cell in cells] for _, cells in chunk]
+    lines = np.fromiter((line for line, _ in chunk), dtype=np.int64, count=n)
+    keys = [s[key_at] if key_at < len(s) else None for s in stripped]
+    hashes = np.fromiter((hash(prefix + k) if k else 0 for k in keys), dtype=np.int64, count=n)
+    fits = np.fromiter((len(cells) <= width for _, cells in chunk), dtype=bool, count=n)
+    candidates = np.flatnonzero(fits & np.fromiter((k is not None for k in keys), bool, n))
+    # An id twice in the chunk, or one an earlier chunk accepted: every such row takes the
+    # ordinary path, which reports the repeats naming the first line.
+    h = hashes[candidates]
+    order = np.argsort(h, kind="stable")
+    same = h[order][1:] == h[order][:-1]
+    repeated = np.zeros(len(candidates), dtype=bool)
+    repeated[order[1:][same]] = True
+    repeated[order[:-1][same]] = True
+    repeated |= seen.first_lines_hashed(h) > 0
+    staged = candidates[~repeated]
+    outcome = writer.write([(int(lines[i]), stripped[i]) for i in staged]) if len(staged) else None
+    ordinary = np.ones(n, dtype=bool)
     if outcome is not None:
         created, accepted, left = outcome
         taken = staged[~np.isin(lines[staged], np.asarray(left, dtype=np.int64))]
@@ -317,7 +286,7 @@ def _staged_chunk(
         report.total += len(taken)
         report.created += created
         report.unchanged += accepted - created
-    batch = [csv_record(*chunk.rows[i], header) for i in np.flatnonzero(ordinary)]
+    batch = [csv_record(*chunk[i], header) for i in np.flatnonzero(ordinary)]
     if batch:
         _import_batch(spec, workspace, batch, "csv", rejects, report, seen)
 

@@ -13,13 +13,8 @@ Things Python still does per row, because they are cheap there and exact: the cs
 the row's id for the duplicate check (``SeenIds``), and an order's item list (``_items``: a JSON
 parse and a few type checks, where SQL would spend tens of microseconds an item). Rows whose id
 repeats — within the chunk or from an earlier chunk — go to the ordinary path together, which
-reports the repeats naming the first line. Contact references are normalised and hashed once per distinct value
+reports the repeats naming the first line. Contact references are resolved once per distinct value
 per chunk: the keyed hash needs the secret, which never goes to the database.
-
-That Python work is done by ``encode``, which touches no database, so the importer runs it on the
-next chunk in a second thread while the database writes this one (``siyu.importing``): the
-parse and the ``INSERT`` overlap on two cores instead of taking turns. ``encode`` writes the COPY
-text itself; ``write`` only sends it and runs the statements.
 
 An event's properties are cast with ``::jsonb`` directly; when a chunk holds a cell that does not
 parse (or a date PostgreSQL refuses), the statement is rolled back to its savepoint and run again
@@ -35,7 +30,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -46,14 +40,15 @@ from pydantic_core import from_json
 
 from siyu.commerce.models import OrderChannel, OrderStatus
 from siyu.contacts.identities import NormalIdentity, normalise_identity
-from siyu.contacts.models import Contact, Identity
+from siyu.contacts.models import Contact
+from siyu.contacts.queries import contact_ids_by_identities
 from siyu.errors import ValidationFailed
 from siyu.events.models import EventType
 from siyu.events.services import MAX_CLOCK_SKEW_SECONDS
 from siyu.importing.formats import APP_ID_COLUMN, IDENTITY_KINDS
 from siyu.tenancy.models import Workspace
 
-__all__ = ["STAGED_KEYS", "EncodedChunk", "StagedWriter", "staged_supported"]
+__all__ = ["STAGED_KEYS", "StagedWriter", "staged_supported"]
 
 #: The entities with a staged path, and the column that identifies a row (its duplicate key).
 STAGED_KEYS = {"orders": "order_no", "events": "event_id"}
@@ -139,41 +134,6 @@ def staged_supported(entity: str, fmt: str) -> bool:
     return connection.vendor == "postgresql" and fmt == "csv" and entity in STAGED_KEYS
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_line(values: Sequence[Any]) -> str:
-    """One row in COPY's text format (what psycopg's ``write_row`` sends, without its per-value
-    adapters)."""
-    return "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in values) + "\n"
-
-
-def _lookup(kind: str, value: str, app: str) -> int | NormalIdentity | None:
-    """What a contact reference is looked up by; None when it cannot resolve (the ordinary path
-    explains why)."""
-    if kind == "id":
-        return int(value) if _CONTACT_ID.fullmatch(value) else None
-    if len(value) > 200 or len(app) > 64:
-        return None
-    try:
-        return normalise_identity(kind, value, app)
-    except ValidationFailed:
-        return None
-
-
-@dataclass
-class EncodedChunk:
-    """A chunk's rows as COPY text, aligned with the rows ``encode`` was given: ``rows[i]`` is
-    None where Python already knows the row needs the ordinary path (its items). ``refs`` holds
-    each distinct contact reference that can resolve with what it is looked up by (``_lookup``):
-    a contact id, or the normalised identity's kind, app id and keyed hash."""
-
-    lines: list[int]
-    rows: list[str | None]
-    items: list[str]
-    refs: list[str]
-
-
 class StagedWriter:
     """Staging tables for one import (temporary: this session only, dropped by ``close``)."""
 
@@ -181,15 +141,6 @@ class StagedWriter:
         self.entity, self.header, self.workspace = entity, header, workspace
         self.width = len(header)
         self._index = {name: i for i, name in enumerate(header)}
-        # Where a row names its contact: ``contact_id`` or the first non-empty
-        # ``contact_<kind>`` column in IdentityKind order, as ``formats._contact_ref`` picks it.
-        app_columns = {k: self._index.get(f"contact_{c}") for k, c in APP_ID_COLUMN.items()}
-        self._ref_columns = [
-            (kind, self._index[column], app_columns.get(kind))
-            for kind, column in [("id", "contact_id")]
-            + [(k, f"contact_{k}") for k in IDENTITY_KINDS]
-            if column in self._index
-        ]
         cells = ", ".join(f"c{i} text" for i in range(self.width))
         with connection.cursor() as cursor:
             for table in (_STAGE, _REFS, _ITEMS):
@@ -197,15 +148,15 @@ class StagedWriter:
             # Orders carry their items' count and total, worked out in Python (see _items).
             cursor.execute(
                 f"CREATE TEMP TABLE siyu_import_stage (line bigint, {cells}, "
-                "items_n integer, items_total numeric, ref_kind text, ref_value text, ref_app text)"
+                "items_n integer, items_total numeric)"
             )
             cursor.execute(
                 "CREATE TEMP TABLE siyu_import_items (line bigint, ord integer, sku text, "
                 "name text, quantity integer, unit_price numeric, amount numeric)"
             )
             cursor.execute(
-                "CREATE TEMP TABLE siyu_import_refs (kind text, value text, app text, "
-                "id bigint, id_kind text, id_app text, id_hash text, contact_id bigint)"
+                "CREATE TEMP TABLE siyu_import_refs "
+                "(kind text, value text, app text, contact_id bigint)"
             )
             for name, target in (("jsonb", "jsonb"), ("timestamptz", "timestamptz")):
                 cursor.execute(
@@ -222,79 +173,48 @@ class StagedWriter:
         except DatabaseError:
             pass  # the session ends with its temporary tables anyway
 
-    def _ref(self, cells: list[str | None]) -> tuple[str, str, str] | tuple[None, None, None]:
-        for kind, at, app_at in self._ref_columns:
-            value = cells[at]
-            if value is not None:
-                return kind, value, (cells[app_at] or "") if app_at is not None else ""
-        return None, None, None
-
-    def encode(self, rows: Sequence[tuple[int, list[str | None]]]) -> EncodedChunk:
-        """``rows`` ((line, stripped cells, None when empty)) as COPY text, their items and their
-        contact references normalised. Touches no database: safe in another thread."""
-        items_at = self._index.get("items") if self.entity == "orders" else None
-        pad = [None] * self.width
-        out = EncodedChunk([], [], [], [])
-        refs: set[tuple[str, str, str]] = set()
-        for line, cells in rows:
-            if len(cells) < self.width:
-                cells = cells + pad[len(cells) :]
-            out.lines.append(line)
-            kind, value, app = self._ref(cells)
-            if kind is not None and (kind, value, app) not in refs:
-                refs.add((kind, value, app))
-                found = _lookup(kind, value, app)
-                if type(found) is int:
-                    out.refs.append(_copy_line((kind, value, app, found, None, None, None)))
-                elif found is not None:
-                    out.refs.append(
-                        _copy_line(
-                            (kind, value, app, None, found.kind, found.app_id, found.value_hash)
-                        )
-                    )
-            if self.entity != "orders":
-                out.rows.append(_copy_line((line, *cells, None, None, kind, value, app)))
-                out.items.append("")
-                continue
-            parsed = _items(cells[items_at] if items_at is not None else None)
-            if parsed is None:
-                out.rows.append(None)
-                out.items.append("")
-                continue
-            total = sum(i[-1] for i in parsed) if parsed else None
-            out.rows.append(_copy_line((line, *cells, len(parsed), total, kind, value, app)))
-            out.items.append("".join(_copy_line((line, n, *i)) for n, i in enumerate(parsed)))
-        return out
-
-    def write(self, chunk: EncodedChunk, keep: Sequence[bool]) -> tuple[int, int, list[int]] | None:
-        """Writes what it accepts of the chunk's rows where ``keep`` is true, in one transaction.
-        Returns (created, accepted, lines of the kept rows it left for the ordinary path), or None
-        when the chunk could not be staged at all (every row takes the ordinary path)."""
+    def write(
+        self, rows: Sequence[tuple[int, list[str | None]]]
+    ) -> tuple[int, int, list[int]] | None:
+        """Writes what it accepts of ``rows`` ((line, stripped cells, None when empty)) in one
+        transaction. Returns (created, accepted, lines of the rows it left for the ordinary path),
+        or None when the chunk could not be staged at all (every row takes the ordinary path)."""
         try:
             # Commit is where deferred foreign keys are checked (a contact deleted meanwhile):
             # a chunk refused there is rolled back whole and retried row by row.
             with transaction.atomic(), connection.cursor() as cursor:
-                return self._write(cursor, chunk, keep)
+                return self._write(cursor, rows)
         except DatabaseError:
             return None
 
     def _write(
-        self, cursor: Any, chunk: EncodedChunk, keep: Sequence[bool]
+        self, cursor: Any, rows: Sequence[tuple[int, list[str | None]]]
     ) -> tuple[int, int, list[int]] | None:
         now = timezone.now()
         cursor.execute(f"TRUNCATE {_STAGE}, {_REFS}, {_ITEMS}")
-        kept = [i for i, k in enumerate(keep) if k]
-        left = [chunk.lines[i] for i in kept if chunk.rows[i] is None]
-        staged = "".join(chunk.rows[i] for i in kept if chunk.rows[i] is not None)
-        items = "".join(chunk.items[i] for i in kept)
-        for table, data in ((_STAGE, staged), (_ITEMS, items)):
-            if data:
-                with (
-                    connection.wrap_database_errors,
-                    cursor.copy(f"COPY {table} FROM STDIN") as copy,
-                ):
-                    copy.write(data.encode())
-        self._resolve_contacts(cursor, chunk.refs)
+        items_at = self._index.get("items") if self.entity == "orders" else None
+        left: list[int] = []
+        items: list[tuple[Any, ...]] = []
+        with connection.wrap_database_errors, cursor.copy(f"COPY {_STAGE} FROM STDIN") as copy:
+            pad = [None] * self.width
+            for line, cells in rows:
+                if len(cells) < self.width:
+                    cells = cells + pad[len(cells) :]
+                if self.entity != "orders":
+                    copy.write_row((line, *cells, None, None))
+                    continue
+                parsed = _items(cells[items_at] if items_at is not None else None)
+                if parsed is None:
+                    left.append(line)
+                    continue
+                total = sum(i[-1] for i in parsed) if parsed else None
+                copy.write_row((line, *cells, len(parsed), total))
+                items += [(line, n, *i) for n, i in enumerate(parsed)]
+        if items:
+            with connection.wrap_database_errors, cursor.copy(f"COPY {_ITEMS} FROM STDIN") as copy:
+                for row in items:
+                    copy.write_row(row)
+        self._resolve_contacts(cursor)
         params = {
             "ws": self.workspace.id,
             "now": now,
@@ -327,29 +247,58 @@ class StagedWriter:
         i = self._index.get(name)
         return f"s.c{i}" if i is not None else "NULL::text"
 
-    def _resolve_contacts(self, cursor: Any, refs: list[str]) -> None:
-        """Fills the refs table with the contact of every reference that resolves, by one probe
-        of a unique index each; the rest (unknown, malformed) are left to the ordinary path to
-        explain."""
-        if not refs:
-            return
-        with connection.wrap_database_errors, cursor.copy(f"COPY {_REFS} FROM STDIN") as copy:
-            copy.write("".join(refs).encode())
+    def _contact_ref(self) -> tuple[str, str, str]:
+        """SQL for the (kind, value, app id) a row names its contact by: ``contact_id`` or the
+        first non-empty ``contact_<kind>`` column, as ``formats._contact_ref`` picks it."""
+        columns = [("id", "contact_id")] + [(k, f"contact_{k}") for k in IDENTITY_KINDS]
+        present = [(kind, self._cell(col)) for kind, col in columns if col in self._index]
+        if not present:
+            return "NULL::text", "NULL::text", "''"
+        kind = "CASE " + " ".join(f"WHEN {c} IS NOT NULL THEN '{k}'" for k, c in present) + " END"
+        value = f"COALESCE({', '.join(c for _, c in present)})"
+        scoped = [
+            f"WHEN {kind} = '{k}' THEN COALESCE({self._cell('contact_' + col)}, '')"
+            for k, col in APP_ID_COLUMN.items()
+        ]
+        app = f"CASE {' '.join(scoped)} ELSE '' END" if scoped else "''"
+        return kind, value, app
+
+    def _resolve_contacts(self, cursor: Any) -> None:
+        """Fills the refs table with the contact of every distinct reference in the chunk that
+        resolves; the rest (unknown, malformed) are left to the ordinary path to explain."""
+        kind, value, app = self._contact_ref()
         cursor.execute(
-            f"UPDATE {_REFS} r SET contact_id = CASE WHEN r.id IS NOT NULL THEN "  # noqa: S608
-            f"(SELECT c.id FROM {Contact._meta.db_table} c "
-            "WHERE c.id = r.id AND c.workspace_id = %(ws)s) "
-            f"ELSE (SELECT i.contact_id FROM {Identity._meta.db_table} i "
-            "WHERE i.workspace_id = %(ws)s AND i.value_hash = r.id_hash AND i.kind = r.id_kind "
-            "AND i.app_id = r.id_app) END",
-            {"ws": self.workspace.id},
+            f"SELECT DISTINCT {kind}, {value}, {app} FROM {_STAGE} s WHERE {value} IS NOT NULL"  # noqa: S608
         )
+        refs = cursor.fetchall()
+        found: list[tuple[str, str, str, int]] = []
+        ids = {int(v): v for k, v, _ in refs if k == "id" and _CONTACT_ID.fullmatch(v)}
+        if ids:
+            known = Contact.objects.filter(workspace=self.workspace, id__in=list(ids)).values_list(
+                "id", flat=True
+            )
+            found += [("id", ids[cid], "", cid) for cid in known]
+        normal: dict[tuple[str, str, str], NormalIdentity] = {}
+        for k, v, a in refs:
+            if k == "id" or len(v) > 200 or len(a) > 64:
+                continue
+            try:
+                normal[(k, v, a)] = normalise_identity(k, v, a)
+            except ValidationFailed:
+                continue
+        owners = contact_ids_by_identities(workspace=self.workspace, identities=normal.values())
+        found += [(*ref, owners[n.key]) for ref, n in normal.items() if n.key in owners]
+        if found:
+            with connection.wrap_database_errors, cursor.copy(f"COPY {_REFS} FROM STDIN") as copy:
+                for row in found:
+                    copy.write_row(row)
 
     def _statement(self, careful: bool) -> str:
         jsonb = "pg_temp.siyu_try_jsonb({})" if careful else "{}::jsonb"
         stamp = "pg_temp.siyu_try_timestamptz({})" if careful else "{}::timestamptz"
+        kind, value, app = self._contact_ref()
         build = _orders_sql if self.entity == "orders" else _events_sql
-        return build(self._cell, jsonb, stamp)
+        return build(self._cell, kind, value, app, jsonb, stamp)
 
 
 def _timestamp(column: str, stamp: str) -> str:
@@ -370,13 +319,13 @@ _REFS_JOIN = (
 )
 
 
-def _events_sql(cell, jsonb, stamp) -> str:  # noqa: ANN001
+def _events_sql(cell, kind, value, app, jsonb, stamp) -> str:  # noqa: ANN001
     return f"""
 WITH n AS (
   SELECT s.line, {cell("event_id")} AS event_id, {cell("type")} AS type, {cell("name")} AS name,
          {cell("channel")} AS channel, {cell("occurred_at")} AS occurred_at,
          {cell("duration_seconds")} AS duration, {cell("properties")} AS properties,
-         s.ref_kind, s.ref_value, s.ref_app
+         {kind} AS ref_kind, {value} AS ref_value, {app} AS ref_app
   FROM {_STAGE} s
 ), c AS (
   SELECT n.line, n.event_id, n.type, COALESCE(n.name, '') AS name,
@@ -408,7 +357,7 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM v WHERE ok),
 """  # noqa: S608
 
 
-def _orders_sql(cell, jsonb, stamp) -> str:  # noqa: ANN001, ARG001
+def _orders_sql(cell, kind, value, app, jsonb, stamp) -> str:  # noqa: ANN001, ARG001
     return f"""
 WITH n AS (
   SELECT s.line, {cell("order_no")} AS order_no, {cell("channel")} AS channel,
@@ -416,7 +365,7 @@ WITH n AS (
          {cell("staff_code")} AS staff_code, {cell("paid_at")} AS paid_at,
          {cell("gross_amount")} AS gross, {cell("discount_amount")} AS discount,
          {cell("amount")} AS amount, {cell("refunds")} AS refunds, s.items_n, s.items_total,
-         s.ref_kind, s.ref_value, s.ref_app
+         {kind} AS ref_kind, {value} AS ref_value, {app} AS ref_app
   FROM {_STAGE} s
 ), c AS (
   SELECT n.line, n.order_no, n.channel, COALESCE(n.platform, '') AS platform, r.contact_id,
