@@ -319,7 +319,7 @@ def _write_difference(
     _execute(
         f"INSERT INTO {snapshot} (workspace_id, month, contact_id, lifecycle_stage) "  # noqa: S608
         f"SELECT %s, %s, l.contact_id, l.{stage} FROM {diff} l WHERE {moved} "
-        f"AND l.{stage} {distinct} l.before_stage",
+        f"AND l.{stage} {distinct} l.before_stage ORDER BY l.contact_id",
         [ws, month],
     )
     values = [c for c in _COLUMNS if c != "contact_id"]
@@ -332,7 +332,7 @@ def _write_difference(
     columns = ", ".join(quote(c) for c in _COLUMNS)
     written += _execute(
         f"INSERT INTO {layer} (workspace_id, changed_at, {columns}) "  # noqa: S608
-        f"SELECT %s, %s, {selected} FROM {diff} l WHERE l.is_new",
+        f"SELECT %s, %s, {selected} FROM {diff} l WHERE l.is_new ORDER BY l.contact_id",
         [ws, stamp],
     )
     _execute(f"DROP TABLE {diff}", [])

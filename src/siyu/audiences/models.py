@@ -262,9 +262,17 @@ class ContactLayer(WorkspaceScoped):
     (it grows every day for every buyer, and storing it would rewrite every row each refresh):
     ``recency_days_as_of`` derives it from ``last_order_at``."""
 
-    # No database FK constraint (the ORM still cascades): the table is rewritten whole from the
+    # No database FK constraints (the ORM still cascades): the table is rewritten whole from the
     # contacts in the same transaction, and checking a million deferred FK triggers at commit
-    # cost more than the rewrite itself.
+    # cost more than the rewrite itself. No index of the workspace alone either: the indexes
+    # below lead with it.
+    workspace = models.ForeignKey(
+        "tenancy.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     contact = models.OneToOneField(
         "contacts.Contact", on_delete=models.CASCADE, related_name="layer", db_constraint=False
     )
@@ -306,12 +314,23 @@ class LayerSnapshot(WorkspaceScoped):
     the contact's stage at the previous month's end. A monthly copy of every contact would
     rewrite a million rows on the first day of each month and add twelve million a year."""
 
+    # Copied from ContactLayer by the refresh; no database FK constraints, as there, and no
+    # index of either key alone: the unique constraint leads with the workspace, the
+    # contact-month index with the contact (each index costs the first refresh of a million
+    # contacts seconds).
+    workspace = models.ForeignKey(
+        "tenancy.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     month = models.DateField()
-    # Copied from ContactLayer by the refresh; no database FK constraint, as there.
     contact = models.ForeignKey(
         "contacts.Contact",
         on_delete=models.CASCADE,
         related_name="layer_snapshots",
+        db_index=False,
         db_constraint=False,
     )
     lifecycle_stage = models.CharField(max_length=10, choices=LifecycleStage.choices)
