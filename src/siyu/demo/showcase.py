@@ -67,9 +67,14 @@ class Showcase:
 
 def analyze_tables() -> None:
     """Fresh statistics after a bulk load: without them PostgreSQL plans segment queries as if
-    the tables were empty and a 2-second query can take minutes."""
+    the tables were empty and a 2-second query can take minutes. On PostgreSQL, outside a
+    transaction, the tables are vacuumed too: a server without autovacuum would otherwise leave
+    tens of millions of fresh rows with no visibility map (no index-only scans) and their hint
+    bits to be written by the first queries that read them (the daily layers refresh of the 1M
+    demo: 28.6 s unvacuumed, 21.3 s vacuumed)."""
+    vacuum = connection.vendor == "postgresql" and not connection.in_atomic_block
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
 
 
 def prepare_showcase(
