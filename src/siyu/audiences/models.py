@@ -273,8 +273,14 @@ class ContactLayer(WorkspaceScoped):
         db_index=False,
         db_constraint=False,
     )
+    # The contact is the primary key: a separate id would be one more index for every row a
+    # refresh writes, and nothing looks a layer row up by anything but its contact.
     contact = models.OneToOneField(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="layer", db_constraint=False
+        "contacts.Contact",
+        on_delete=models.CASCADE,
+        related_name="layer",
+        db_constraint=False,
+        primary_key=True,
     )
     frequency = models.PositiveIntegerField(default=0)
     monetary = models.DecimalField(max_digits=14, decimal_places=2, default=0)
