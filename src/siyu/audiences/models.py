@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from siyu.tenancy.models import WorkspaceScoped
+from siyu.tenancy.models import WorkspaceScoped, bulk_workspace_key
 
 
 class TagGroup(WorkspaceScoped):
@@ -266,13 +266,7 @@ class ContactLayer(WorkspaceScoped):
     # contacts in the same transaction, and checking a million deferred FK triggers at commit
     # cost more than the rewrite itself. No index of the workspace alone either: the indexes
     # below lead with it.
-    workspace = models.ForeignKey(
-        "tenancy.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = bulk_workspace_key()
     # The contact is the primary key: a separate id would be one more index for every row a
     # refresh writes, and nothing looks a layer row up by anything but its contact.
     contact = models.OneToOneField(
@@ -324,13 +318,7 @@ class LayerSnapshot(WorkspaceScoped):
     # index of either key alone: the unique constraint leads with the workspace, the
     # contact-month index with the contact (each index costs the first refresh of a million
     # contacts seconds).
-    workspace = models.ForeignKey(
-        "tenancy.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = bulk_workspace_key()
     month = models.DateField()
     contact = models.ForeignKey(
         "contacts.Contact",

@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from siyu.tenancy.models import WorkspaceScoped
+from siyu.tenancy.models import WorkspaceScoped, bulk_workspace_key
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
@@ -108,9 +108,7 @@ class Order(WorkspaceScoped):
     contact keeps its constraint: it is what stops an import racing a merge from leaving orders
     of a contact that no longer exists."""
 
-    workspace = models.ForeignKey(
-        "tenancy.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = bulk_workspace_key()
     order_no = models.CharField(max_length=64)
     contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="orders", db_index=False)
     channel = models.CharField(max_length=16, choices=OrderChannel.choices)
@@ -152,9 +150,7 @@ class Order(WorkspaceScoped):
 
 class OrderItem(WorkspaceScoped):
     # As on Order: (workspace, sku) serves the workspace, and its key has no database check.
-    workspace = models.ForeignKey(
-        "tenancy.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = bulk_workspace_key()
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     sku = models.CharField(max_length=64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from siyu.tenancy.models import WorkspaceScoped
+from siyu.tenancy.models import WorkspaceScoped, bulk_workspace_key
 
 
 class EventType(models.TextChoices):
@@ -32,9 +32,7 @@ class EventType(models.TextChoices):
 class Event(WorkspaceScoped):
     # Indexes as lean as on Order (see there): the workspace is served by the unique key and the
     # type index and has no database check; a contact's events are found by contact id.
-    workspace = models.ForeignKey(
-        "tenancy.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = bulk_workspace_key()
     event_id = models.CharField(max_length=64)
     contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="events", db_index=False)
     type = models.CharField(max_length=32, choices=EventType.choices)

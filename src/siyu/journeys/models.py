@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from siyu.contacts.models import Contact
-from siyu.tenancy.models import Workspace, WorkspaceScoped
+from siyu.tenancy.models import WorkspaceScoped, bulk_workspace_key
 
 
 class JourneyStatus(models.TextChoices):
@@ -97,9 +97,7 @@ class Enrollment(WorkspaceScoped):
 
     # A launch writes a row per contact: only the indexes and checks the engine reads pay
     # their way (the unique keys lead with the journey; the claim has its own partial index).
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )
+    workspace = bulk_workspace_key()
     journey = models.ForeignKey(
         Journey,
         on_delete=models.CASCADE,

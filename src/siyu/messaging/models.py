@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from siyu.audiences.models import LifecycleStage
 from siyu.commerce.models import Product, Store
 from siyu.contacts.models import Contact
-from siyu.tenancy.models import Workspace, WorkspaceScoped
+from siyu.tenancy.models import WorkspaceScoped, bulk_workspace_key
 
 
 class ChannelKind(models.TextChoices):
@@ -191,9 +191,7 @@ class Message(WorkspaceScoped):
     cascade through Django), and only the indexes that a query needs, partial where the rows
     they serve are few (due, leased, with a provider id, of a journey)."""
 
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = bulk_workspace_key()
     contact = models.ForeignKey(
         Contact,
         on_delete=models.CASCADE,
