@@ -185,6 +185,18 @@ def test_event_formulas_worked_by_hand(brand):
     assert social.is_index and social.result.value == pytest.approx(float(Fraction(2, 9)))
 
 
+def test_event_formulas_with_viewing_time_in_odd_seconds(brand):
+    # 120 s + 70 s: 19/6 minutes, which is no whole number of anything.
+    Event.objects.filter(workspace=brand.ws, contact=brand.c2, type="content_view").update(
+        duration_seconds=70
+    )
+    gmv = metrics.event_formulas(workspace=brand.ws, start=START, end=END)[0]
+    f = {x.code: x.figure.value for x in gmv.factors}
+    assert f["content_minutes"] == pytest.approx(19 / 12)
+    assert f["order_per_minute"] == pytest.approx(12 / 19)
+    assert str(gmv.result.value) == "220.00" and gmv.holds is True
+
+
 def test_event_formulas_reasons_on_zero_denominators(brand):
     gmv, value, social = metrics.event_formulas(
         workspace=brand.ws, start=date(2026, 1, 1), end=date(2026, 1, 2)

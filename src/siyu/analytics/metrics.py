@@ -890,10 +890,14 @@ class Formula:
 _F = Fraction
 
 
-def _frac(num: Any, den: Any, reason: str) -> tuple[Fraction | None, Figure]:
+def _frac(
+    num: int | Decimal | Fraction, den: int | Decimal | Fraction, reason: str
+) -> tuple[Fraction | None, Figure]:
+    """Exact: money (Decimal), counts and minutes (a Fraction of seconds) divide without
+    rounding, so the factors multiply back to the result."""
     if not den:
         return None, Figure(None, reason)
-    value = _F(Decimal(str(num))) / _F(Decimal(str(den)))
+    value = _F(num) / _F(den)
     return value, Figure(float(value))
 
 
