@@ -171,8 +171,8 @@ def test_contact_list_costs_a_bounded_number_of_queries(client, ws, django_asser
         )
         factories.order(ws, c, "10.00")
     _login(client, ws)
-    # session, user, memberships+workspace, count, page rows
-    with django_assert_num_queries(5):
+    # session, user, memberships+workspace, count, page rows, the page's order totals
+    with django_assert_num_queries(6):
         response = client.get(reverse("console:contacts"))
     assert response.status_code == 200
     first = response.context["page"][0]

@@ -26,7 +26,9 @@ class Store(WorkspaceScoped):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace", "code"], name="store_unique_code")]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "code"], name="store_unique_code")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -39,10 +41,16 @@ class Staff(WorkspaceScoped):
 
     code = models.CharField(max_length=64)
     name = models.CharField(max_length=100)
-    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="staff")
+    store = models.ForeignKey(
+        Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="staff"
+    )
     wecom_userid = models.CharField(max_length=64, blank=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="staff_profiles"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="staff_profiles",
     )
     is_manager = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
@@ -52,7 +60,9 @@ class Staff(WorkspaceScoped):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "code"], name="staff_unique_code"),
             models.UniqueConstraint(
-                fields=["workspace", "user"], condition=Q(user__isnull=False), name="staff_unique_user"
+                fields=["workspace", "user"],
+                condition=Q(user__isnull=False),
+                name="staff_unique_user",
             ),
         ]
 
@@ -76,7 +86,9 @@ class Product(WorkspaceScoped):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "sku"], name="product_unique_sku"),
             models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
-            models.CheckConstraint(condition=Q(cost__isnull=True) | Q(cost__gte=0), name="product_cost_not_negative"),
+            models.CheckConstraint(
+                condition=Q(cost__isnull=True) | Q(cost__gte=0), name="product_cost_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -110,13 +122,22 @@ class Order(WorkspaceScoped):
 
     workspace = bulk_workspace_key()
     order_no = models.CharField(max_length=64)
-    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="orders", db_index=False)
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="orders", db_index=False
+    )
     channel = models.CharField(max_length=16, choices=OrderChannel.choices)
     platform = models.CharField(max_length=32, blank=True)
     store = models.ForeignKey(
-        Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders", db_index=False
+        Store,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="orders",
+        db_index=False,
     )
-    staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
+    staff = models.ForeignKey(
+        Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
     paid_at = models.DateTimeField()
     gross_amount = models.DecimalField(**MONEY)
     discount_amount = models.DecimalField(**MONEY, default=ZERO)
@@ -128,7 +149,9 @@ class Order(WorkspaceScoped):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["workspace", "order_no"], name="order_unique_no"),
-            models.CheckConstraint(condition=Q(discount_amount__gte=0), name="order_discount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(discount_amount__gte=0), name="order_discount_not_negative"
+            ),
             models.CheckConstraint(condition=Q(amount__gte=0), name="order_amount_not_negative"),
             # Within half a fen rather than equal: SQLite keeps decimals as floating point, where
             # 19.90 - 10.00 is not exactly 9.90. On PostgreSQL (exact numeric) this is equality.
@@ -138,7 +161,8 @@ class Order(WorkspaceScoped):
                 name="order_amount_is_gross_less_discount",
             ),
             models.CheckConstraint(
-                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")), name="order_refund_within_amount"
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
+                name="order_refund_within_amount",
             ),
         ]
         indexes = [
@@ -152,7 +176,9 @@ class OrderItem(WorkspaceScoped):
     # As on Order: (workspace, sku) serves the workspace, and its key has no database check.
     workspace = bulk_workspace_key()
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=200, blank=True)
     quantity = models.PositiveIntegerField()
@@ -162,7 +188,9 @@ class OrderItem(WorkspaceScoped):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="item_quantity_positive"),
-            models.CheckConstraint(condition=Q(unit_price__gte=0) & Q(amount__gte=0), name="item_money_not_negative"),
+            models.CheckConstraint(
+                condition=Q(unit_price__gte=0) & Q(amount__gte=0), name="item_money_not_negative"
+            ),
         ]
         indexes = [models.Index(fields=["workspace", "sku"])]
 
@@ -194,6 +222,8 @@ class ChannelSpend(WorkspaceScoped):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "channel", "campaign", "month"], name="spend_unique_month"),
+            models.UniqueConstraint(
+                fields=["workspace", "channel", "campaign", "month"], name="spend_unique_month"
+            ),
             models.CheckConstraint(condition=Q(amount__gte=0), name="spend_not_negative"),
         ]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Sum
 
 from siyu import bulk
 from siyu.commerce.models import ChannelSpend, Order, Product, Refund, Staff, Store
@@ -66,6 +67,20 @@ def staff_list(*, workspace: Workspace) -> QuerySet[Staff]:
 
 def products_list(*, workspace: Workspace) -> QuerySet[Product]:
     return Product.objects.filter(workspace=workspace).order_by("sku")
+
+
+def order_totals_by_contact(
+    *, workspace: Workspace, contact_ids: Iterable[int]
+) -> dict[int, tuple[int, Decimal]]:
+    """{contact id: (orders, their amounts summed)} for the given contacts (those without
+    orders are absent), read through the index of each contact's orders."""
+    rows = (
+        Order.objects.filter(workspace=workspace, contact_id__in=list(contact_ids))
+        .values("contact_id")
+        .annotate(count=Count("id"), total=Sum("amount"))
+        .values_list("contact_id", "count", "total")
+    )
+    return {contact_id: (count, total) for contact_id, count, total in rows}
 
 
 def orders_for_contact(*, workspace: Workspace, contact_id: int) -> QuerySet[Order]:

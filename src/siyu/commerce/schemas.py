@@ -101,7 +101,9 @@ class OrderIn(StrictModel):
             raise ValueError(f"discount {self.discount_amount} exceeds gross amount {gross}")
         paid = gross - self.discount_amount
         if self.amount is not None and self.amount != paid:
-            raise ValueError(f"amount {self.amount} != gross_amount {gross} - discount_amount {self.discount_amount}")
+            raise ValueError(
+                f"amount {self.amount} != gross_amount {gross} - discount_amount {self.discount_amount}"
+            )
         self.gross_amount, self.amount = gross, paid
         refunded = sum((r.amount for r in self.refunds), Decimal("0.00"))
         if refunded > paid:

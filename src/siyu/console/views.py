@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly
-from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -66,10 +65,13 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
 @console_view()
 def contacts_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
-    rows = contacts_queries.contacts_list_rows(
-        workspace=request.workspace, membership=request.membership, q=q
+    page = contacts_queries.contacts_list_page(
+        workspace=request.workspace,
+        membership=request.membership,
+        q=q,
+        number=request.GET.get("page"),
+        per_page=CONTACTS_PER_PAGE,
     )
-    page = Paginator(rows, CONTACTS_PER_PAGE).get_page(request.GET.get("page"))
     # Live search and paging swap only the results; a history restore needs the whole page.
     partial = request.htmx and not request.htmx.history_restore_request
     template = "console/contacts/_results.html" if partial else "console/contacts/list.html"

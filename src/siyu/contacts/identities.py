@@ -51,4 +51,9 @@ def normalise_identity(kind: str, value: str, app_id: str = "") -> NormalIdentit
     if kind not in APP_SCOPED_KINDS:
         app_id = ""
     # The hash covers kind and app so equal strings of different kinds never collide.
-    return NormalIdentity(kind=kind, app_id=app_id, value_hash=pii.lookup_hash(f"{kind}|{app_id}|{value}"), plain=value)
+    return NormalIdentity(
+        kind=kind,
+        app_id=app_id,
+        value_hash=pii.lookup_hash(f"{kind}|{app_id}|{value}"),
+        plain=value,
+    )

@@ -74,9 +74,13 @@ class Contact(WorkspaceScoped):
     phone_hash = models.CharField(max_length=64, blank=True)
     phone_masked = models.CharField(max_length=20, blank=True)
     member_no = models.CharField(max_length=64, blank=True)
-    source_channel = models.CharField(max_length=20, choices=SourceChannel.choices, default=SourceChannel.OTHER)
+    source_channel = models.CharField(
+        max_length=20, choices=SourceChannel.choices, default=SourceChannel.OTHER
+    )
     first_touch_campaign = models.CharField(max_length=100, blank=True)
-    first_touch_state = models.CharField(max_length=100, blank=True, help_text="channel QR code state")
+    first_touch_state = models.CharField(
+        max_length=100, blank=True, help_text="channel QR code state"
+    )
     first_touch_store = models.ForeignKey(
         "commerce.Store", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -84,13 +88,19 @@ class Contact(WorkspaceScoped):
         "commerce.Staff", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     store = models.ForeignKey(
-        "commerce.Store", null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts",
+        "commerce.Store",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="contacts",
         help_text="the store that owns this contact; staff see only their store's contacts",
     )
     owner_staff = models.ForeignKey(
         "commerce.Staff", null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
     )
-    referred_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals")
+    referred_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals"
+    )
     attributes = models.JSONField(default=dict, blank=True)
     first_seen_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -128,7 +138,9 @@ class Identity(WorkspaceScoped):
     class Meta:
         constraints = [
             # value_hash leads so that the batch lookup (workspace, value_hash IN ...) uses this index.
-            models.UniqueConstraint(fields=["workspace", "value_hash", "kind", "app_id"], name="identity_unique"),
+            models.UniqueConstraint(
+                fields=["workspace", "value_hash", "kind", "app_id"], name="identity_unique"
+            ),
         ]
         indexes = [models.Index(fields=["contact"])]
 
@@ -141,7 +153,9 @@ class Consent(WorkspaceScoped):
     updated_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["contact", "channel"], name="consent_unique_channel")]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "channel"], name="consent_unique_channel")
+        ]
         indexes = [models.Index(fields=["workspace", "channel", "status"])]
 
 
@@ -150,12 +164,18 @@ class ContactMerge(WorkspaceScoped):
 
     survivor = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="merges")
     merged_contact_id = models.BigIntegerField()
-    merged_snapshot = models.JSONField(help_text="the merged contact's fields and identities before the merge")
+    merged_snapshot = models.JSONField(
+        help_text="the merged contact's fields and identities before the merge"
+    )
     moved = models.JSONField(default=dict, help_text="rows moved per table")
     reason = models.CharField(max_length=200)
-    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "merged_contact_id"])]
-        constraints = [models.CheckConstraint(condition=~Q(merged_contact_id=0), name="merge_has_source")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(merged_contact_id=0), name="merge_has_source")
+        ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
+from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 
 from siyu import bulk
 from siyu.commerce import queries as commerce_queries
@@ -182,23 +183,29 @@ def phone_reveal(*, contact: Contact, membership: Membership | None) -> str:
     return contact.phone_masked
 
 
-def contacts_list_rows(
-    *, workspace: Workspace, membership: Membership | None = None, q: str = ""
-) -> QuerySet[Contact]:
-    """The search result ready for a table: store and owner joined, order count and paid total
-    annotated in the same query so a page of rows costs one query."""
-    return (
-        contacts_search(workspace=workspace, membership=membership, q=q)
-        .select_related("store", "owner_staff")
-        .annotate(
-            orders_count=Count("orders"),
-            orders_total=Coalesce(
-                Sum("orders__amount"),
-                Value(Decimal("0.00")),
-                output_field=DecimalField(max_digits=16, decimal_places=2),
-            ),
-        )
+def contacts_list_page(
+    *,
+    workspace: Workspace,
+    membership: Membership | None = None,
+    q: str = "",
+    number: Any = None,
+    per_page: int = 25,
+) -> Page:
+    """One page of the search ready for a table: store and owner joined, and each row's order
+    count and total read for that page's contacts only. Annotated on the search itself, the
+    totals grouped every order of the pool before the first row came back (12 s for the first
+    page at a million contacts)."""
+    rows = contacts_search(workspace=workspace, membership=membership, q=q).select_related(
+        "store", "owner_staff"
     )
+    page = Paginator(rows, per_page).get_page(number)
+    page.object_list = list(page.object_list)
+    totals = commerce_queries.order_totals_by_contact(
+        workspace=workspace, contact_ids=[c.id for c in page.object_list]
+    )
+    for contact in page.object_list:
+        contact.orders_count, contact.orders_total = totals.get(contact.id, (0, Decimal("0.00")))
+    return page
 
 
 def consents_for_contact(*, workspace: Workspace, contact: Contact) -> QuerySet[Consent]:

@@ -32,7 +32,16 @@ from siyu.tenancy.services import actor_login, audit_record
 #: unique constraint per contact. Apps that add such tables register here (tags, memberships).
 MERGE_HANDLERS: dict[type[models.Model], Callable[[Workspace, Contact, list[int]], int]] = {}
 
-_FILLABLE = ("name", "nickname", "gender", "birthday", "city", "member_no", "first_touch_campaign", "first_touch_state")
+_FILLABLE = (
+    "name",
+    "nickname",
+    "gender",
+    "birthday",
+    "city",
+    "member_no",
+    "first_touch_campaign",
+    "first_touch_state",
+)
 
 
 @dataclass
@@ -52,7 +61,9 @@ def _normalise_all(item: ContactIn) -> list[NormalIdentity]:
     return out
 
 
-def _store_refs(workspace: Workspace, items: list[ContactIn]) -> tuple[dict[str, int], dict[str, int]]:
+def _store_refs(
+    workspace: Workspace, items: list[ContactIn]
+) -> tuple[dict[str, int], dict[str, int]]:
     store_codes, staff_codes = set(), set()
     for item in items:
         if item.store_code:
@@ -71,7 +82,10 @@ def _store_refs(workspace: Workspace, items: list[ContactIn]) -> tuple[dict[str,
 
 
 def _check_refs(item: ContactIn, stores: dict[str, int], staff: dict[str, int]) -> None:
-    checks = [("store_code", item.store_code, stores), ("owner_staff_code", item.owner_staff_code, staff)]
+    checks = [
+        ("store_code", item.store_code, stores),
+        ("owner_staff_code", item.owner_staff_code, staff),
+    ]
     if item.first_touch:
         checks += [
             ("first_touch.store_code", item.first_touch.store_code, stores),
@@ -83,7 +97,9 @@ def _check_refs(item: ContactIn, stores: dict[str, int], staff: dict[str, int]) 
             raise ValidationFailed("unknown_reference", f"unknown {kind} code {code!r}", path=path)
 
 
-def validate_contacts(*, workspace: Workspace, items: list[ContactIn]) -> dict[int, ValidationFailed]:
+def validate_contacts(
+    *, workspace: Workspace, items: list[ContactIn]
+) -> dict[int, ValidationFailed]:
     """Everything that can be checked before writing, per item, so a batch can be refused whole
     (API) or split into good and rejected rows (import)."""
     stores, staff = _store_refs(workspace, items)
@@ -93,7 +109,9 @@ def validate_contacts(*, workspace: Workspace, items: list[ContactIn]) -> dict[i
             _normalise_all(item)
             _check_refs(item, stores, staff)
             if item.referred_by is not None:
-                normalise_identity(item.referred_by.kind, item.referred_by.value, item.referred_by.app_id)
+                normalise_identity(
+                    item.referred_by.kind, item.referred_by.value, item.referred_by.app_id
+                )
         except ValidationFailed as exc:
             errors[i] = exc
     return errors
@@ -101,7 +119,11 @@ def validate_contacts(*, workspace: Workspace, items: list[ContactIn]) -> dict[i
 
 @transaction.atomic
 def contacts_upsert(
-    *, workspace: Workspace, items: list[ContactIn], actor: Any = None, api_key: ApiKey | None = None
+    *,
+    workspace: Workspace,
+    items: list[ContactIn],
+    actor: Any = None,
+    api_key: ApiKey | None = None,
 ) -> list[UpsertResult]:
     """Upsert each contact by its identities. When the identities belong to several contacts they
     are merged into the oldest. Fields given overwrite; fields not given are left alone; a contact
@@ -109,7 +131,9 @@ def contacts_upsert(
     errors = validate_contacts(workspace=workspace, items=items)
     if errors:
         index, exc = next(iter(errors.items()))
-        raise ValidationFailed(exc.code, exc.message, path=f"{index}.{exc.path}" if exc.path else str(index))
+        raise ValidationFailed(
+            exc.code, exc.message, path=f"{index}.{exc.path}" if exc.path else str(index)
+        )
     stores, staff = _store_refs(workspace, items)
     now = timezone.now()
     results = []
@@ -119,7 +143,11 @@ def contacts_upsert(
         owner_ids = sorted(set(owners.values()))
         merged: list[int] = []
         if owner_ids:
-            contacts = list(Contact.objects.select_for_update().filter(workspace=workspace, id__in=owner_ids).order_by("first_seen_at", "id"))
+            contacts = list(
+                Contact.objects.select_for_update()
+                .filter(workspace=workspace, id__in=owner_ids)
+                .order_by("first_seen_at", "id")
+            )
             contact, others = contacts[0], contacts[1:]
             if others:
                 contact_merge(
@@ -133,13 +161,18 @@ def contacts_upsert(
                 merged = [o.id for o in others]
             created = False
         else:
-            contact = Contact(workspace=workspace, first_seen_at=item.first_seen_at or now,
-                              source_channel=item.source_channel or SourceChannel.OTHER)
+            contact = Contact(
+                workspace=workspace,
+                first_seen_at=item.first_seen_at or now,
+                source_channel=item.source_channel or SourceChannel.OTHER,
+            )
             created = True
         before = None if created else _snapshot(contact)
         _apply_fields(contact, item, stores, staff, created=created)
         if item.referred_by is not None:
-            ref = normalise_identity(item.referred_by.kind, item.referred_by.value, item.referred_by.app_id)
+            ref = normalise_identity(
+                item.referred_by.kind, item.referred_by.value, item.referred_by.app_id
+            )
             referrer = contact_ids_by_identities(workspace=workspace, identities=[ref]).get(ref.key)
             if referrer and referrer != contact.id:
                 contact.referred_by_id = referrer
@@ -148,15 +181,32 @@ def contacts_upsert(
         known = set(owners)
         Identity.objects.bulk_create(
             [
-                Identity(workspace=workspace, contact=contact, kind=i.kind, app_id=i.app_id, value_hash=i.value_hash,
-                         value=i.stored_value(), display=i.display())
+                Identity(
+                    workspace=workspace,
+                    contact=contact,
+                    kind=i.kind,
+                    app_id=i.app_id,
+                    value_hash=i.value_hash,
+                    value=i.stored_value(),
+                    display=i.display(),
+                )
                 for i in {i.key: i for i in idents if i.key not in known}.values()
             ]
         )
-        current = {} if created else dict(Consent.objects.filter(contact=contact).values_list("channel", "status"))
+        current = (
+            {}
+            if created
+            else dict(Consent.objects.filter(contact=contact).values_list("channel", "status"))
+        )
         for channel, status in item.consent.items():
             if current.get(channel) != status:
-                consent_set(workspace=workspace, contact=contact, channel=channel, status=status, source="upsert")
+                consent_set(
+                    workspace=workspace,
+                    contact=contact,
+                    channel=channel,
+                    status=status,
+                    source="upsert",
+                )
         results.append(UpsertResult(contact=contact, created=created, merged_ids=merged))
         # A later item may merge a contact an earlier item returned: answer with the survivor.
         for earlier in results:
@@ -176,15 +226,23 @@ def contacts_create(*, workspace: Workspace, items: list[ContactIn]) -> list[Con
     errors = validate_contacts(workspace=workspace, items=items)
     if errors:
         index, exc = next(iter(errors.items()))
-        raise ValidationFailed(exc.code, exc.message, path=f"{index}.{exc.path}" if exc.path else str(index))
+        raise ValidationFailed(
+            exc.code, exc.message, path=f"{index}.{exc.path}" if exc.path else str(index)
+        )
     if any(item.referred_by is not None for item in items):
-        raise ValidationFailed("referrer_not_supported", "contacts_create does not resolve referrers; use contacts_upsert")
+        raise ValidationFailed(
+            "referrer_not_supported",
+            "contacts_create does not resolve referrers; use contacts_upsert",
+        )
     stores, staff = _store_refs(workspace, items)
     now = timezone.now()
     contacts = []
     for item in items:
-        contact = Contact(workspace=workspace, first_seen_at=item.first_seen_at or now,
-                          source_channel=item.source_channel or SourceChannel.OTHER)
+        contact = Contact(
+            workspace=workspace,
+            first_seen_at=item.first_seen_at or now,
+            source_channel=item.source_channel or SourceChannel.OTHER,
+        )
         _apply_fields(contact, item, stores, staff, created=True)
         contact.created_at = contact.updated_at = now
         contacts.append(contact)
@@ -198,7 +256,9 @@ def contacts_create(*, workspace: Workspace, items: list[ContactIn]) -> list[Con
         [f.column for f in fields],
         [
             tuple(
-                json.dumps(getattr(c, f.attname)) if isinstance(f, models.JSONField) else getattr(c, f.attname)
+                json.dumps(getattr(c, f.attname))
+                if isinstance(f, models.JSONField)
+                else getattr(c, f.attname)
                 for f in fields
             )
             for c in contacts
@@ -208,7 +268,16 @@ def contacts_create(*, workspace: Workspace, items: list[ContactIn]) -> list[Con
     for contact, item in zip(contacts, items, strict=True):
         unique = {i.key: i for i in _normalise_all(item)}
         identities += [
-            (workspace.id, contact.id, i.kind, i.app_id, i.value_hash, i.stored_value(), i.display(), now)
+            (
+                workspace.id,
+                contact.id,
+                i.kind,
+                i.app_id,
+                i.value_hash,
+                i.stored_value(),
+                i.display(),
+                now,
+            )
             for i in unique.values()
         ]
         consents += [
@@ -217,18 +286,35 @@ def contacts_create(*, workspace: Workspace, items: list[ContactIn]) -> list[Con
         ]
     bulk.insert(
         Identity,
-        ("workspace_id", "contact_id", "kind", "app_id", "value_hash", "value", "display", "created_at"),
+        (
+            "workspace_id",
+            "contact_id",
+            "kind",
+            "app_id",
+            "value_hash",
+            "value",
+            "display",
+            "created_at",
+        ),
         identities,
     )
-    bulk.insert(Consent, ("workspace_id", "contact_id", "channel", "status", "source", "updated_at"), consents)
+    bulk.insert(
+        Consent,
+        ("workspace_id", "contact_id", "channel", "status", "source", "updated_at"),
+        consents,
+    )
     return contacts
 
 
 def _snapshot(contact: Contact) -> tuple:
-    return tuple(getattr(contact, f.attname) for f in Contact._meta.concrete_fields if f.name != "updated_at")
+    return tuple(
+        getattr(contact, f.attname) for f in Contact._meta.concrete_fields if f.name != "updated_at"
+    )
 
 
-def _apply_fields(contact: Contact, item: ContactIn, stores: dict, staff: dict, *, created: bool) -> None:
+def _apply_fields(
+    contact: Contact, item: ContactIn, stores: dict, staff: dict, *, created: bool
+) -> None:
     given = item.model_fields_set
     for name in ("name", "nickname", "gender", "birthday", "city"):
         if name in given:
@@ -257,7 +343,11 @@ def _apply_fields(contact: Contact, item: ContactIn, stores: dict, staff: dict, 
     for ident in item.identities:
         if ident.kind == IdentityKind.PHONE and not contact.phone_hash:
             normal = normalise_identity(ident.kind, ident.value)
-            contact.phone_hash, contact.phone_enc, contact.phone_masked = normal.value_hash, normal.stored_value(), normal.display()
+            contact.phone_hash, contact.phone_enc, contact.phone_masked = (
+                normal.value_hash,
+                normal.stored_value(),
+                normal.display(),
+            )
         if ident.kind == IdentityKind.MEMBER_NO and not contact.member_no:
             contact.member_no = ident.value
 
@@ -278,12 +368,22 @@ def contact_merge(
     other_ids = [o.id for o in others if o.id != survivor.id]
     if not other_ids:
         return survivor
-    if Contact.objects.filter(id__in=other_ids).exclude(workspace=workspace).exists() or survivor.workspace_id != workspace.id:
-        raise ValidationFailed("cross_workspace", "Contacts of different workspaces cannot be merged.")
+    if (
+        Contact.objects.filter(id__in=other_ids).exclude(workspace=workspace).exists()
+        or survivor.workspace_id != workspace.id
+    ):
+        raise ValidationFailed(
+            "cross_workspace", "Contacts of different workspaces cannot be merged."
+        )
     snapshots = {
         o.id: {
-            "fields": {f: str(getattr(o, f)) if getattr(o, f) is not None else None for f in _FILLABLE + ("source_channel", "first_seen_at")},
-            "identities": list(Identity.objects.filter(contact_id=o.id).values("kind", "app_id", "display")),
+            "fields": {
+                f: str(getattr(o, f)) if getattr(o, f) is not None else None
+                for f in _FILLABLE + ("source_channel", "first_seen_at")
+            },
+            "identities": list(
+                Identity.objects.filter(contact_id=o.id).values("kind", "app_id", "display")
+            ),
         }
         for o in others
     }
@@ -291,15 +391,17 @@ def contact_merge(
     for rel in Contact._meta.related_objects:
         model = rel.related_model
         if model is Contact:
-            moved["referrals"] = Contact.objects.filter(referred_by_id__in=other_ids).update(referred_by=survivor)
+            moved["referrals"] = Contact.objects.filter(referred_by_id__in=other_ids).update(
+                referred_by=survivor
+            )
             continue
         handler = MERGE_HANDLERS.get(model)
         if handler is not None:
             moved[model._meta.label_lower] = handler(workspace, survivor, other_ids)
             continue
-        moved[model._meta.label_lower] = model.objects.filter(**{f"{rel.field.name}__in": other_ids}).update(
-            **{rel.field.name: survivor}
-        )
+        moved[model._meta.label_lower] = model.objects.filter(
+            **{f"{rel.field.name}__in": other_ids}
+        ).update(**{rel.field.name: survivor})
     for other in sorted(others, key=lambda o: (o.first_seen_at, o.id)):
         for name in _FILLABLE:
             if not getattr(survivor, name) and getattr(other, name):
@@ -318,27 +420,50 @@ def contact_merge(
     survivor.save()
     for oid in other_ids:
         ContactMerge.objects.create(
-            workspace=workspace, survivor=survivor, merged_contact_id=oid, merged_snapshot=snapshots[oid],
-            moved=moved, reason=reason[:200], actor_user=actor_login(actor),
+            workspace=workspace,
+            survivor=survivor,
+            merged_contact_id=oid,
+            merged_snapshot=snapshots[oid],
+            moved=moved,
+            reason=reason[:200],
+            actor_user=actor_login(actor),
         )
-    audit_record(workspace=workspace, action="contact.merge", actor_user=actor, actor_api_key=api_key,
-                 target=survivor, data={"merged": other_ids, "reason": reason})
+    audit_record(
+        workspace=workspace,
+        action="contact.merge",
+        actor_user=actor,
+        actor_api_key=api_key,
+        target=survivor,
+        data={"merged": other_ids, "reason": reason},
+    )
     return survivor
 
 
 def _merge_consents(workspace: Workspace, survivor: Contact, other_ids: list[int]) -> int:
     """An opt-out anywhere wins; otherwise the most recent answer per channel."""
-    rows = list(Consent.objects.filter(contact_id__in=[survivor.id, *other_ids]).order_by("updated_at"))
+    rows = list(
+        Consent.objects.filter(contact_id__in=[survivor.id, *other_ids]).order_by("updated_at")
+    )
     best: dict[str, Consent] = {}
     for row in rows:
         current = best.get(row.channel)
-        if current is None or current.status != ConsentStatus.OPTED_OUT or row.status == ConsentStatus.OPTED_OUT:
+        if (
+            current is None
+            or current.status != ConsentStatus.OPTED_OUT
+            or row.status == ConsentStatus.OPTED_OUT
+        ):
             best[row.channel] = row
     Consent.objects.filter(contact_id__in=other_ids).delete()
     for channel, row in best.items():
         Consent.objects.update_or_create(
-            contact=survivor, channel=channel,
-            defaults={"workspace": workspace, "status": row.status, "source": row.source, "updated_at": row.updated_at},
+            contact=survivor,
+            channel=channel,
+            defaults={
+                "workspace": workspace,
+                "status": row.status,
+                "source": row.source,
+                "updated_at": row.updated_at,
+            },
         )
     return len(rows)
 
@@ -347,9 +472,17 @@ MERGE_HANDLERS[Consent] = _merge_consents
 
 
 @transaction.atomic
-def consent_set(*, workspace: Workspace, contact: Contact, channel: str, status: str, source: str = "") -> Consent:
+def consent_set(
+    *, workspace: Workspace, contact: Contact, channel: str, status: str, source: str = ""
+) -> Consent:
     consent, _ = Consent.objects.update_or_create(
-        contact=contact, channel=channel,
-        defaults={"workspace": workspace, "status": status, "source": source, "updated_at": timezone.now()},
+        contact=contact,
+        channel=channel,
+        defaults={
+            "workspace": workspace,
+            "status": status,
+            "source": source,
+            "updated_at": timezone.now(),
+        },
     )
     return consent
