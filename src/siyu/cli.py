@@ -215,7 +215,9 @@ def import_(data_dir, entity, file, slug, encoding) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--rebuild", is_flag=True, help="Delete an existing demo workspace and build it again.")
-def demo(data_dir, contacts, seed, serve, host, port, rebuild) -> None:
+@click.option("--worker/--no-worker", "with_worker", default=True,
+              help="Run `siyu worker` beside the server (recomputes, model fits, journeys, schedules).")
+def demo(data_dir, contacts, seed, serve, host, port, rebuild, with_worker) -> None:
     """Build the demo fruit-chain brand, create an owner login and open the console."""
     _setup(data_dir or "siyu-data")
     _migrate()
@@ -249,27 +251,50 @@ def demo(data_dir, contacts, seed, serve, host, port, rebuild) -> None:
     console.print(f"Data folder: {settings.DATA_DIR}")
     console.print(f"Console login: [bold]{user.username}[/] / [bold]{password}[/]")
     if serve:
-        _serve(host, port)
+        _serve(host, port, with_worker)
 
 
 @main.command()
 @data_dir_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
-def serve(data_dir, host, port) -> None:
+@click.option("--worker/--no-worker", "with_worker", default=False,
+              help="Also run `siyu worker` beside the server, stopped with it (one machine, one command).")
+def serve(data_dir, host, port, with_worker) -> None:
     """Serve the console and API (migrating first)."""
     _setup(data_dir)
     _migrate()
-    _serve(host, port)
+    _serve(host, port, with_worker)
 
 
-def _serve(host: str, port: int) -> None:
+def _serve(host: str, port: int, with_worker: bool) -> None:
+    """Serves until Ctrl+C. With ``with_worker`` a `siyu worker` process runs beside it for as
+    long: without one, whatever the console hands to the background (a layers recompute, a
+    model fit, a journey's sends, the scheduled refreshes) waits for a worker that never comes."""
+    import subprocess
+
+    from django.conf import settings
     from django.core.management import call_command
 
+    worker = None
+    if with_worker:
+        worker = subprocess.Popen(  # noqa: S603  (this interpreter, our own command)
+            [sys.executable, "-m", "siyu.cli", "worker", "--data-dir", str(settings.DATA_DIR)],
+            env=os.environ.copy(),
+        )
+        console.print(f"Worker: process {worker.pid} runs the background jobs beside the server.")
     console.print(f"Console: [bold]http://{host}:{port}/[/]  API docs: http://{host}:{port}/api/docs  (Ctrl+C stops)")
-    # runserver is threaded and serves the packaged static files with --insecure; behind a real
-    # web server use siyu.wsgi:application with gunicorn instead.
-    call_command("runserver", f"{host}:{port}", use_reloader=False, insecure_serving=True, use_threading=True)
+    try:
+        # runserver is threaded and serves the packaged static files with --insecure; behind a
+        # real web server use siyu.wsgi:application with gunicorn instead.
+        call_command("runserver", f"{host}:{port}", use_reloader=False, insecure_serving=True, use_threading=True)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 @main.group()
