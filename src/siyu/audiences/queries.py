@@ -268,16 +268,23 @@ def segment_refresh_log(
     names: int = 20,
 ) -> list[RefreshLog]:
     """The latest refreshes with the first ``names`` contacts who entered and who left at each
-    (those the viewer may see): two small indexed queries per refresh, however many changed."""
+    (those the viewer may see): two small indexed queries per refresh, however many changed.
+    The first ids are taken from the changes in contact order (their index) and only then
+    joined to the contacts: the other way round, the first refresh's few hundred thousand
+    entrants were all read to name twenty (1.3 s at a million contacts)."""
     visible = contacts_visible(workspace=workspace, membership=membership)
     log = []
     for refresh in segment_refreshes(workspace=workspace, segment=segment)[:refreshes]:
         who = {}
         for kind in (SegmentChangeKind.ENTERED, SegmentChangeKind.LEFT):
-            ids = SegmentChange.objects.filter(
-                workspace=workspace, refresh=refresh, change=kind
-            ).values("contact_id")
-            who[kind] = list(visible.filter(id__in=ids).order_by("id")[:names])
+            first = (
+                SegmentChange.objects.filter(
+                    workspace=workspace, refresh=refresh, change=kind, contact__in=visible
+                )
+                .order_by("contact_id")
+                .values("contact_id")[:names]
+            )
+            who[kind] = list(visible.filter(id__in=first).order_by("id"))
         log.append(RefreshLog(refresh, who[SegmentChangeKind.ENTERED], who[SegmentChangeKind.LEFT]))
     return log
 
