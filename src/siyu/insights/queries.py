@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from django.db import connection
-from django.db.models import Avg, Count, DateField, QuerySet, Sum
-from django.db.models.functions import TruncMonth
+from django.db.models import Avg, Count, DateField, FloatField, QuerySet, Sum
+from django.db.models.functions import Cast, TruncMonth
 
 from siyu.commerce.models import ChannelSpend, Order
 from siyu.contacts import queries as contacts_queries
@@ -58,9 +58,16 @@ def fit_get(*, workspace: Workspace, fit_id: int) -> ModelFit | None:
 
 def score_distribution(*, workspace: Workspace, bins: int = 20) -> dict:
     """CLV histogram on a log-ish scale plus the churn-band counts, computed in numpy over one column."""
-    clv = np.array(
-        ContactScore.objects.filter(workspace=workspace).values_list("clv", flat=True), dtype=float
+    # Floats straight from the driver: through the ORM a million scores took 1.5 s to read,
+    # five times the query.
+    values = (
+        ContactScore.objects.filter(workspace=workspace)
+        .annotate(value=Cast("clv", FloatField()))
+        .values_list("value")
     )
+    with connection.cursor() as cursor:
+        cursor.execute(*values.query.sql_with_params())
+        clv = np.fromiter((value for (value,) in cursor.fetchall()), dtype=float)
     bands = dict(
         ContactScore.objects.filter(workspace=workspace)
         .values("churn_band")
