@@ -54,8 +54,11 @@ def download(page: Page) -> list[list[str]]:
 
 def test_metrics_page_chart_cut_and_csv(page: Page, live_server, brand):
     login(page, live_server)
-    page.goto(f"{live_server.url}/analytics/metrics/?{PERIOD}")
+    opened = page.goto(f"{live_server.url}/analytics/metrics/?{PERIOD}")
+    # The browser is first given the frame; the figures arrive through htmx.
+    assert 'data-testid="deferred"' in opened.text()
     expect(page.get_by_role("heading", name="指标", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("deferred")).to_have_count(0)
     chart(page, "chart-waterfall")
     expect(page.locator("#chart-waterfall g.point")).to_have_count(5)  # before, 3 factors, now
     expect(

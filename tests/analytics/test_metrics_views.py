@@ -58,6 +58,21 @@ def test_page_shows_values_definitions_and_dashes(client, brand):
     assert "上期 GMV" in html or "decomposition-why" in html
 
 
+def test_a_browser_gets_the_frame_at_once_and_htmx_the_figures(client, brand):
+    login(client, brand.ws)
+    frame = client.get(URL, headers={"Accept": "text/html,application/xhtml+xml"})
+    html = frame.content.decode()
+    # The frame: title, menu and a "computing" line that fetches this very page with htmx.
+    assert frame.status_code == 200 and "<title>指标" in html and "正在计算" in html
+    assert 'hx-get="/analytics/metrics/?start=2026-03-01&amp;end=2026-03-02"' in html
+    assert "¥250.00" not in html and "sections" not in frame.context
+    page = client.get(URL, headers={"Accept": "text/html", "HX-Request": "true"})
+    assert "¥250.00" in page.content.decode() and "正在计算" not in page.content.decode()
+    # Nothing of the page for whom may not see it, frame or not.
+    client.logout()
+    assert client.get(URL, headers={"Accept": "text/html"}).status_code == 302
+
+
 def test_empty_period_renders_dashes_not_errors(client, brand):
     login(client, brand.ws)
     response = client.get("/analytics/metrics/?start=2025-01-01&end=2025-01-31")

@@ -21,7 +21,7 @@ from siyu.analytics import attribution, distribution, funnels, retention
 from siyu.analytics.explore import Scope, period, top_n
 from siyu.analytics.queries import workspace_today
 from siyu.audiences.services import segment_create_from_expression
-from siyu.console.access import console_view
+from siyu.console.access import console_view, deferred_in_browser
 from siyu.console.charts import chart_layout
 from siyu.contacts.models import SourceChannel
 from siyu.errors import ValidationFailed
@@ -122,6 +122,7 @@ def _funnel_figure(result: funnels.FunnelResult) -> dict:
 
 
 @console_view()
+@deferred_in_browser("analytics/explore/funnel.html")
 def funnel_page(request: HttpRequest) -> HttpResponse:
     def build(context: dict) -> HttpResponse | None:
         context.update(
@@ -225,6 +226,7 @@ def _heatmap(result: retention.RetentionResult) -> dict:
 
 
 @console_view()
+@deferred_in_browser("analytics/explore/retention.html")
 def retention_page(request: HttpRequest) -> HttpResponse:
     def build(context: dict) -> HttpResponse | None:
         context["channels"] = SourceChannel.choices
@@ -279,6 +281,7 @@ def _bars(labels: list[str], values: list[int], title: str) -> dict:
 
 
 @console_view()
+@deferred_in_browser("analytics/explore/distribution.html")
 def distribution_page(request: HttpRequest) -> HttpResponse:
     def build(context: dict) -> HttpResponse | None:
         start, end = context["start"], context["end"] = _dates(request)
@@ -333,6 +336,7 @@ def _attribution_figure(result: attribution.Attribution) -> dict:
 
 
 @console_view()
+@deferred_in_browser("analytics/explore/attribution.html")
 def attribution_page(request: HttpRequest) -> HttpResponse:
     def build(context: dict) -> HttpResponse | None:
         context["dimensions"] = attribution.DIMENSIONS

@@ -17,7 +17,7 @@ from siyu.analytics import leaderboards
 from siyu.analytics.leaderboards import Board, Entry
 from siyu.analytics.metrics_views import parse, show
 from siyu.commerce import queries as commerce_queries
-from siyu.console.access import console_view
+from siyu.console.access import console_view, deferred_in_browser
 from siyu.console.charts import chart_layout
 from siyu.tenancy.models import Role
 
@@ -88,6 +88,7 @@ def _figure(board: Board, columns: tuple) -> dict[str, Any] | None:
 
 
 @console_view()
+@deferred_in_browser("analytics/leaderboards.html")
 def leaderboards_page(request: HttpRequest) -> HttpResponse:
     req, board = _build(request)
     columns = leaderboards.columns_for(board.kind)

@@ -19,7 +19,7 @@ from siyu.analytics import health, metrics
 from siyu.analytics.metrics import Figure, Report, Scope
 from siyu.audiences import queries as audiences_queries
 from siyu.commerce import queries as commerce_queries
-from siyu.console.access import console_view
+from siyu.console.access import console_view, deferred_in_browser
 from siyu.console.charts import chart_layout
 from siyu.contacts.models import SourceChannel
 from siyu.errors import ValidationFailed
@@ -219,6 +219,7 @@ def _build(request: HttpRequest) -> tuple[Request, Scope, Report]:
 
 
 @console_view()
+@deferred_in_browser("analytics/metrics.html")
 def metrics_page(request: HttpRequest) -> HttpResponse:
     ws, membership = request.workspace, request.membership
     try:

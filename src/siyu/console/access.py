@@ -66,3 +66,29 @@ def console_view(*, roles: Iterable[str] | None = None) -> Callable[[View], View
         return wrapped
 
     return decorator
+
+
+def deferred_in_browser(template: str) -> Callable[[View], View]:
+    """For a page whose figures take seconds over a large pool: a browser that opens it gets
+    the page's frame at once (its title, menu and scripts, from ``template`` rendered with
+    ``deferred_url`` and nothing else) with a "computing" line, which loads the page itself
+    with htmx and puts its content in place. A browser's navigation asks for HTML and is no
+    htmx request; htmx's own request, a CSV export, the API and scripts get the page as
+    always. Goes under ``console_view``, so the frame is shown only to whom may see the page."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            navigation = (
+                request.method == "GET"
+                and "text/html" in request.headers.get("Accept", "")
+                and not request.headers.get("HX-Request")
+                and "format" not in request.GET
+            )
+            if navigation:
+                return render(request, template, {"deferred_url": request.get_full_path()})
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from siyu.commerce import queries as commerce_queries
 from siyu.commerce import services as commerce_services
-from siyu.console.access import console_view
+from siyu.console.access import console_view, deferred_in_browser
 from siyu.contacts.models import SourceChannel
 from siyu.insights import display, queries, tasks
 from siyu.insights.forms import FitForm, SpendForm
@@ -79,6 +79,7 @@ def _page(request: HttpRequest, *, fit_form: FitForm, spend_form: SpendForm) -> 
 
 
 @console_view()
+@deferred_in_browser("insights/home.html")
 def insights_home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
