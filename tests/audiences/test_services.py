@@ -308,3 +308,23 @@ def test_merge_moves_tags_and_memberships_without_duplicates(ws):
     }
     assert ContactTag.objects.filter(workspace=ws).count() == 2
     assert _members(segment) == {old.id}
+
+
+@pytest.mark.django_db
+def test_preview_counts_every_match_and_samples_the_first_in_one_statement(
+    ws, django_assert_num_queries
+):
+    made = [
+        factories.contact(ws, name=f"客户{i}", city="杭州") for i in range(queries.SAMPLE_SIZE + 5)
+    ]
+    rule = {"field": "contact.city", "op": "eq", "value": "杭州"}
+    # The rule's statement (count and sample together), then the sampled contacts.
+    with django_assert_num_queries(2):
+        preview = queries.segment_preview(workspace=ws, rule=rule, now=NOW)
+        sample = [c.id for c in preview.sample]
+    assert preview.count == queries.SAMPLE_SIZE + 5
+    assert sample == sorted(c.id for c in made)[: queries.SAMPLE_SIZE]
+    nobody = queries.segment_preview(
+        workspace=ws, rule={"field": "contact.city", "op": "eq", "value": "拉萨"}, now=NOW
+    )
+    assert (nobody.count, nobody.sample) == (0, [])
