@@ -107,22 +107,33 @@ _RECEIPT_FIELD = {
 # --- channels, templates, settings -------------------------------------------------------------
 
 
-@transaction.atomic
-def channel_create(
+#: Settings that are secrets: never shown back, audited as changed, not by value.
+SECRET_SETTINGS = frozenset({"secret", "password", "api_key", "token"})
+
+
+SECRET_MASK = "••••••"  # noqa: S105  (what the console shows in place of a secret)
+
+
+def settings_masked(settings: dict) -> dict:
+    """The settings as they may be shown: each secret replaced by ``SECRET_MASK``."""
+    return {k: SECRET_MASK if k in SECRET_SETTINGS and v else v for k, v in settings.items()}
+
+
+def _channel_checked(
     *,
-    workspace: Workspace,
     kind: str,
-    name: str,
-    settings: dict,
-    consent_channel: str | None = None,
-    require_consent: bool = False,
-    rate_per_second: float = 10.0,
-) -> ChannelConfig:
-    """``consent_channel`` defaults to the kind's own (sms, email); a webhook names it when it
-    reaches customers (say "wecom")."""
+    settings: Any,
+    consent_channel: str | None,
+    rate_per_second: Any,
+) -> tuple[dict, str, float]:
+    """The settings, consent channel and rate a channel of ``kind`` may be saved with."""
     if kind not in ADAPTERS:
         raise ValidationFailed(
             "unknown_channel_kind", f"Unknown channel kind {kind!r}.", path="kind"
+        )
+    if not isinstance(settings, dict):
+        raise ValidationFailed(
+            "channel_settings_invalid", "settings must be a JSON object.", path="settings"
         )
     missing = [key for key in REQUIRED_SETTINGS[kind] if not settings.get(key)]
     if missing:
@@ -133,20 +144,124 @@ def channel_create(
         )
     consent = DEFAULT_CONSENT.get(kind, "") if consent_channel is None else consent_channel
     if consent and consent not in ConsentChannel.values:
-        raise ValidationFailed("unknown_consent_channel", f"Unknown consent channel {consent!r}.")
-    if rate_per_second <= 0:
+        raise ValidationFailed(
+            "unknown_consent_channel",
+            f"Unknown consent channel {consent!r}.",
+            path="consent_channel",
+        )
+    try:
+        rate = float(rate_per_second)
+    except (TypeError, ValueError):
+        rate = 0.0
+    if not rate > 0:
         raise ValidationFailed(
             "bad_rate", "rate_per_second must be above 0.", path="rate_per_second"
         )
-    return ChannelConfig.objects.create(
+    return settings, consent, rate
+
+
+def _channel_audit(workspace: Workspace, channel: ChannelConfig, action: str, actor: Any) -> None:
+    audit_record(
+        workspace=workspace,
+        action=action,
+        actor_user=actor,
+        target=channel,
+        data={
+            "kind": channel.kind,
+            "name": channel.name,
+            "settings": settings_masked(channel.settings),
+            "enabled": channel.enabled,
+        },
+    )
+
+
+@transaction.atomic
+def channel_create(
+    *,
+    workspace: Workspace,
+    kind: str,
+    name: str,
+    settings: dict,
+    consent_channel: str | None = None,
+    require_consent: bool = False,
+    rate_per_second: float = 10.0,
+    actor: Any = None,
+) -> ChannelConfig:
+    """``consent_channel`` defaults to the kind's own (sms, email); a webhook names it when it
+    reaches customers (say "wecom")."""
+    settings, consent, rate = _channel_checked(
+        kind=kind,
+        settings=settings,
+        consent_channel=consent_channel,
+        rate_per_second=rate_per_second,
+    )
+    name = _channel_name(workspace, name)
+    channel = ChannelConfig.objects.create(
         workspace=workspace,
         kind=kind,
         name=name,
         settings=settings,
         consent_channel=consent,
         require_consent=require_consent,
+        rate_per_second=rate,
+    )
+    _channel_audit(workspace, channel, "messaging.channel_create", actor)
+    return channel
+
+
+def _channel_name(workspace: Workspace, name: str, channel: ChannelConfig | None = None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("channel_name_missing", "A channel needs a name.", path="name")
+    taken = ChannelConfig.objects.filter(workspace=workspace, name=name)
+    if channel is not None:
+        taken = taken.exclude(pk=channel.pk)
+    if taken.exists():
+        raise ValidationFailed(
+            "channel_name_taken", f"A channel named {name!r} exists already.", path="name"
+        )
+    return name
+
+
+@transaction.atomic
+def channel_update(
+    *,
+    workspace: Workspace,
+    channel: ChannelConfig,
+    name: str,
+    settings: dict,
+    consent_channel: str,
+    require_consent: bool,
+    rate_per_second: float,
+    enabled: bool,
+    actor: Any = None,
+) -> ChannelConfig:
+    """Changes everything but the kind. A secret given back as ``SECRET_MASK`` (as the console
+    shows it) keeps its stored value, so editing the rate does not need the password again.
+    Messages already queued go out through the channel as it is when they are sent; a disabled
+    channel suppresses them with the reason "channel disabled"."""
+    if channel.workspace_id != workspace.id:
+        raise NotFound("channel_not_found", f"No channel {channel.id} in this workspace.")
+    if isinstance(settings, dict):
+        settings = {
+            k: channel.settings.get(k, "") if k in SECRET_SETTINGS and v == SECRET_MASK else v
+            for k, v in settings.items()
+        }
+    settings, consent, rate = _channel_checked(
+        kind=channel.kind,
+        settings=settings,
+        consent_channel=consent_channel,
         rate_per_second=rate_per_second,
     )
+    channel.name = _channel_name(workspace, name, channel)
+    channel.settings = settings
+    channel.consent_channel = consent
+    channel.require_consent = require_consent
+    channel.rate_per_second = rate
+    channel.enabled = enabled
+    channel.save()
+    _channel_audit(workspace, channel, "messaging.channel_update", actor)
+    return channel
 
 
 @transaction.atomic
@@ -158,9 +273,18 @@ def cap_settings_set(
     quiet_start: time | None = None,
     quiet_end: time | None = None,
     global_daily_cap: int | None = None,
+    actor: Any = None,
 ) -> MessageCapSettings:
     """Changes what is given; ``global_daily_cap`` None lifts the global cap."""
     current = queries.cap_settings_for(workspace=workspace)
+    if global_daily_cap is not None and (
+        not isinstance(global_daily_cap, int) or global_daily_cap < 1
+    ):
+        raise ValidationFailed(
+            "bad_cap",
+            "global_daily_cap must be a whole number of at least 1.",
+            path="global_daily_cap",
+        )
     for caps, label in ((daily_caps, "daily_caps"), (weekly_caps, "weekly_caps")):
         for kind, cap in (caps or {}).items():
             if kind not in ADAPTERS or not isinstance(cap, int) or cap < 0:
@@ -175,6 +299,18 @@ def cap_settings_set(
     current.quiet_end = quiet_end or current.quiet_end
     current.global_daily_cap = global_daily_cap
     current.save()
+    audit_record(
+        workspace=workspace,
+        action="messaging.guardrails",
+        actor_user=actor,
+        target=current,
+        data={
+            "daily_caps": current.daily_caps,
+            "weekly_caps": current.weekly_caps,
+            "quiet_hours": [current.quiet_start.isoformat(), current.quiet_end.isoformat()],
+            "global_daily_cap": current.global_daily_cap,
+        },
+    )
     return current
 
 
