@@ -242,7 +242,7 @@ def demo(data_dir, contacts, seed, serve, host, port, rebuild, with_worker) -> N
             showcase = prepare_showcase(workspace=ws, progress=RichProgress(bar))
         console.print(str(summary))
         console.print(f"Layers for {showcase.layered_contacts:,} contacts, CLV model {showcase.fit_status}, "
-                      f"{showcase.segments} sample segments.")
+                      f"{showcase.segments} sample segments, a console channel and sample content.")
     else:
         ws = existing
         console.print("The demo workspace exists already (use --rebuild to build it again).")

@@ -12,6 +12,8 @@ import pytest
 from siyu.commerce.models import Staff
 from siyu.demo import build_demo
 from siyu.demo.showcase import prepare_showcase
+from siyu.journeys.queries import journey_dry_run
+from siyu.messaging.models import ChannelConfig, MessageTemplate, TemplateStatus
 from siyu.tenancy.services import workspace_create
 from tests import factories
 
@@ -81,3 +83,23 @@ def test_a_staff_member_opens_every_page_of_the_demo(client, demo):
     seen, failures = crawl(client)
     assert failures == []
     assert any(url.startswith("/contacts/") for url in seen)
+
+
+@pytest.mark.django_db
+def test_the_demo_has_a_channel_and_published_content_a_journey_can_use(demo):
+    channel = ChannelConfig.objects.get(workspace=demo, name="控制台（演示）")
+    welcome = MessageTemplate.objects.get(workspace=demo, name="新客欢迎")
+    assert welcome.status == TemplateStatus.PUBLISHED and channel.enabled
+    dry = journey_dry_run(
+        workspace=demo,
+        definition={
+            "trigger": {"type": "manual"},
+            "entry_rule": {"orders": {"count": {"gte": 1}}},
+            "steps": [
+                {"key": "hi", "type": "send", "channel_id": channel.id, "template_id": welcome.id}
+            ],
+        },
+    )
+    assert dry.audience > 0
+    bodies = [m["body"] for c in dry.sample for m in c.messages]
+    assert bodies and all("欢迎加入鲜果时光" in b and "{{" not in b for b in bodies)

@@ -14,6 +14,9 @@ from siyu.audiences import services as audience_services
 from siyu.audiences.layers_services import layers_refresh
 from siyu.audiences.models import SegmentSchedule
 from siyu.insights import services as insight_services
+from siyu.messaging import services as messaging_services
+from siyu.messaging.library_services import template_publish, template_save
+from siyu.messaging.models import ChannelKind, TemplateScene
 from siyu.progress import NoProgress, Progress
 from siyu.tenancy.models import Workspace
 
@@ -58,6 +61,27 @@ SEGMENTS: tuple[tuple[str, dict], ...] = (
 )
 
 
+#: The content HQ would have published first (name, scene, body); console channel, so a journey
+#: built in the demo really queues and "sends" (into the outbox) without any gateway.
+TEMPLATES: tuple[tuple[str, str, str], ...] = (
+    (
+        "新客欢迎",
+        TemplateScene.WELCOME,
+        "{{nickname}}，欢迎加入鲜果时光！到店出示会员码，首单立减 10 元。{{store}} 等你来。",
+    ),
+    (
+        "周二会员日",
+        TemplateScene.MEMBER_DAY,
+        "{{nickname}}，今天周二会员日：全场水果 9 折，会员再领券 {{coupon}}。",
+    ),
+    (
+        "好久不见",
+        TemplateScene.WINBACK,
+        "{{nickname}}，好久没见啦，车厘子季到了，回来尝尝？{{link}}",
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Showcase:
     segments: int
@@ -81,7 +105,7 @@ def prepare_showcase(
     *, workspace: Workspace, today: date | None = None, progress: Progress | None = None
 ) -> Showcase:
     progress = progress or NoProgress()
-    progress.start("Statistics, rollups, layers, CLV model, segments", 5)
+    progress.start("Statistics, rollups, layers, CLV model, segments and content", 5)
     analyze_tables()
     progress.advance()
     # The dashboard and the metrics pages read the daily rollups.
@@ -94,6 +118,20 @@ def prepare_showcase(
     for name, rule in SEGMENTS:
         audience_services.segment_save(
             workspace=workspace, name=name, rule=rule, refresh_every=SegmentSchedule.DAILY
+        )
+    messaging_services.channel_create(
+        workspace=workspace, kind=ChannelKind.CONSOLE, name="控制台（演示）", settings={}
+    )
+    for name, scene, body in TEMPLATES:
+        template_publish(
+            workspace=workspace,
+            template=template_save(
+                workspace=workspace,
+                name=name,
+                channel_kind=ChannelKind.CONSOLE,
+                scene=scene,
+                body=body,
+            ),
         )
     progress.advance()
     return Showcase(
