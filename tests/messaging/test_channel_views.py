@@ -147,3 +147,20 @@ def test_analysts_read_staff_do_not_see_and_other_workspaces_are_not_found(clien
     client.logout()
     login(client, ws, role="staff")
     assert client.get(URL).status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_secret_inside_the_gateway_params_is_masked_and_kept_too(client, ws):
+    login(client, ws)
+    settings = {**SMS, "params": {"sign": "【鲜果】", "api_key": "acct-key-42"}}
+    channel = services.channel_create(workspace=ws, kind="sms", name="短信", settings=settings)
+    page = client.get(URL).content.decode()
+    assert "acct-key-42" not in page and "【鲜果】" in page
+    shown = services.settings_masked(channel.settings)
+    assert shown["params"] == {"sign": "【鲜果】", "api_key": "••••••"}
+    client.post(
+        f"/messaging/channels/{channel.id}/",
+        {"name": "短信", "settings": json.dumps(shown), "rate_per_second": "10", "enabled": "1"},
+    )
+    channel.refresh_from_db()
+    assert channel.settings == settings

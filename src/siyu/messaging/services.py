@@ -107,16 +107,37 @@ _RECEIPT_FIELD = {
 # --- channels, templates, settings -------------------------------------------------------------
 
 
-#: Settings that are secrets: never shown back, audited as changed, not by value.
-SECRET_SETTINGS = frozenset({"secret", "password", "api_key", "token"})
+#: Settings that are secrets, at any depth (an SMS gateway's account key sits in its fixed
+#: ``params``): never shown back, audited as changed, not by value.
+SECRET_SETTINGS = frozenset({"secret", "password", "api_key", "apikey", "access_key", "token"})
+SECRET_MASK = "••••••"  # noqa: S105  (what the console and the API show in place of a secret)
 
 
-SECRET_MASK = "••••••"  # noqa: S105  (what the console shows in place of a secret)
+def _is_secret(key: str) -> bool:
+    return key.lower() in SECRET_SETTINGS
 
 
-def settings_masked(settings: dict) -> dict:
-    """The settings as they may be shown: each secret replaced by ``SECRET_MASK``."""
-    return {k: SECRET_MASK if k in SECRET_SETTINGS and v else v for k, v in settings.items()}
+def settings_masked(settings: Any) -> Any:
+    """The settings as they may be shown: each non-empty secret replaced by ``SECRET_MASK``."""
+    if isinstance(settings, dict):
+        return {
+            k: SECRET_MASK if _is_secret(k) and v else settings_masked(v)
+            for k, v in settings.items()
+        }
+    return settings
+
+
+def _secrets_kept(given: Any, stored: Any) -> Any:
+    """``given`` with each secret that came back as ``SECRET_MASK`` set to its stored value."""
+    if not isinstance(given, dict):
+        return given
+    stored = stored if isinstance(stored, dict) else {}
+    return {
+        k: stored.get(k, "")
+        if _is_secret(k) and v == SECRET_MASK
+        else _secrets_kept(v, stored.get(k))
+        for k, v in given.items()
+    }
 
 
 def _channel_checked(
@@ -242,11 +263,7 @@ def channel_update(
     channel suppresses them with the reason "channel disabled"."""
     if channel.workspace_id != workspace.id:
         raise NotFound("channel_not_found", f"No channel {channel.id} in this workspace.")
-    if isinstance(settings, dict):
-        settings = {
-            k: channel.settings.get(k, "") if k in SECRET_SETTINGS and v == SECRET_MASK else v
-            for k, v in settings.items()
-        }
+    settings = _secrets_kept(settings, channel.settings)
     settings, consent, rate = _channel_checked(
         kind=channel.kind,
         settings=settings,
