@@ -1,22 +1,24 @@
 """Messaging over the API: the content library (templates: list, create or update, publish),
-the outbox list and its suppression counts (API key), and the delivery-receipt callback for
-providers, which carries no API key but the channel's HMAC signature instead. An API key acts
-as HQ: it sees and writes every template of its workspace."""
+the channels and the guardrails (caps, quiet hours, global daily cap), the outbox list and its
+suppression counts (API key), and the delivery-receipt callback for providers, which carries no
+API key but the channel's HMAC signature instead. An API key acts as HQ: it sees and writes
+every template and channel of its workspace; channel secrets are answered masked."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
+from datetime import time as time_of_day
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
-from siyu.api.common import ErrorOut, local_time
+from siyu.api.common import ErrorOut, api_actor, local_time
 from siyu.commerce.models import Product, Store
 from siyu.errors import DomainError, NotFound
 from siyu.messaging import library_queries, queries, services
 from siyu.messaging.channels import adapter_for
-from siyu.messaging.models import MessageStatus, MessageTemplate
+from siyu.messaging.models import ChannelConfig, MessageCapSettings, MessageStatus, MessageTemplate
 
 router = Router()
 
@@ -118,6 +120,115 @@ def save_template(request: HttpRequest, payload: TemplateIn):
         store=store,
     )
     return _template_out(template)
+
+
+class ChannelIn(Schema):
+    kind: str
+    name: str
+    settings: dict = {}
+    consent_channel: str | None = None
+    require_consent: bool = False
+    rate_per_second: float = 10.0
+
+
+class ChannelUpdateIn(Schema):
+    """Every field but the kind; a secret sent back as it was answered (masked) is kept."""
+
+    name: str
+    settings: dict = {}
+    consent_channel: str = ""
+    require_consent: bool = False
+    rate_per_second: float = 10.0
+    enabled: bool = True
+
+
+class ChannelOut(Schema):
+    id: int
+    kind: str
+    name: str
+    settings: dict
+    consent_channel: str
+    require_consent: bool
+    rate_per_second: float
+    enabled: bool
+
+
+class GuardrailsIO(Schema):
+    daily_caps: dict[str, int]
+    weekly_caps: dict[str, int]
+    quiet_start: time_of_day
+    quiet_end: time_of_day
+    global_daily_cap: int | None = None
+
+
+def _channel_out(channel: ChannelConfig) -> dict:
+    return {
+        "id": channel.id,
+        "kind": channel.kind,
+        "name": channel.name,
+        "settings": services.settings_masked(channel.settings),
+        "consent_channel": channel.consent_channel,
+        "require_consent": channel.require_consent,
+        "rate_per_second": channel.rate_per_second,
+        "enabled": channel.enabled,
+    }
+
+
+def _guardrails_out(caps: MessageCapSettings) -> dict:
+    return {
+        "daily_caps": caps.daily_caps,
+        "weekly_caps": caps.weekly_caps,
+        "quiet_start": caps.quiet_start,
+        "quiet_end": caps.quiet_end,
+        "global_daily_cap": caps.global_daily_cap,
+    }
+
+
+@router.get("/channels", response={200: list[ChannelOut]}, summary="List channels")
+def list_channels(request: HttpRequest):
+    return [_channel_out(c) for c in queries.channels_list(workspace=request.workspace)]
+
+
+@router.post("/channels", response={200: ChannelOut, 422: ErrorOut}, summary="Add a channel")
+def create_channel(request: HttpRequest, payload: ChannelIn):
+    """Kinds: console, webhook (settings url, secret), email (host, from; port, username,
+    password, starttls), sms (url; fields, params, ok_field, ok_value, id_field, secret)."""
+    channel = services.channel_create(
+        workspace=request.workspace, actor=api_actor(request), **payload.dict()
+    )
+    return _channel_out(channel)
+
+
+@router.put(
+    "/channels/{channel_id}",
+    response={200: ChannelOut, 404: ErrorOut, 422: ErrorOut},
+    summary="Change a channel",
+)
+def update_channel(request: HttpRequest, channel_id: int, payload: ChannelUpdateIn):
+    channel = queries.channel_get(workspace=request.workspace, channel_id=channel_id)
+    channel = services.channel_update(
+        workspace=request.workspace, channel=channel, actor=api_actor(request), **payload.dict()
+    )
+    return _channel_out(channel)
+
+
+@router.get("/messages/guardrails", response={200: GuardrailsIO}, summary="Sending guardrails")
+def get_guardrails(request: HttpRequest):
+    return _guardrails_out(queries.cap_settings_for(workspace=request.workspace))
+
+
+@router.put(
+    "/messages/guardrails",
+    response={200: GuardrailsIO, 422: ErrorOut},
+    summary="Change the sending guardrails",
+)
+def put_guardrails(request: HttpRequest, payload: GuardrailsIO):
+    """Caps per contact and channel kind (a kind left out is uncapped), quiet hours in the
+    workspace's zone (start equal to end: none), the global daily cap (null: none)."""
+    caps = services.cap_settings_set(
+        workspace=request.workspace, actor=api_actor(request), **payload.dict()
+    )
+    return _guardrails_out(caps)
 
 
 @router.post("/templates/{template_id}/publish", response={200: TemplateOut, 404: ErrorOut})
