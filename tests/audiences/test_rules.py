@@ -5,12 +5,14 @@ over Parquet exports of the same tables and must give the same ids."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
+from django.db import connection
 
-from siyu.analytics.tables import duckdb_fetch, fetch, parquet_export, to_sql
+from siyu.analytics.tables import duckdb_connect, duckdb_fetch, fetch, parquet_export, to_sql
 from siyu.audiences.models import ContactTag
-from siyu.audiences.rules import compile_rule
+from siyu.audiences.rules import compile_rule, rule_sql
 from siyu.commerce.models import Order, OrderItem, Product
 from siyu.contacts.models import Consent, Contact, Identity
 from siyu.errors import ValidationFailed
@@ -200,11 +202,86 @@ def test_the_same_expressions_give_the_same_ids_on_duckdb_over_parquet(pool, tmp
         assert pool.names(on_duckdb) == expected, name
 
 
+def _ids_from_sql(pool: Pool, rule: dict, now=NOW, **kwargs) -> set[int]:
+    matches = rule_sql(workspace=pool.ws, rule=rule, now=now, **kwargs)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT contact_id FROM ({matches.sql}) r", matches.params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.django_db
+def test_the_kept_sql_of_a_rule_matches_like_its_expression(pool, tmp_path):
+    # Each rule twice: compiled into a template, then served from it. The cases put contacts
+    # exactly on a window's edge and one microsecond before it.
+    parquet_export(
+        models_=[Contact, Identity, Consent, ContactTag, Order, OrderItem, Product, Event],
+        directory=tmp_path,
+    )
+    duck = duckdb_connect(tmp_path)
+    for name, rule_of, expected in CASES:
+        for _ in range(2):
+            assert pool.names(_ids_from_sql(pool, rule_of(pool))) == expected, name
+            on_duckdb = rule_sql(workspace=pool.ws, rule=rule_of(pool), now=NOW, engine="duckdb")
+            rows = duck.raw_sql(on_duckdb.sql, parameters=on_duckdb.params).fetchall()
+            assert pool.names(row[0] for row in rows) == expected, name
+
+
+@pytest.mark.django_db
+def test_a_kept_rule_works_out_its_windows_from_each_call(pool):
+    rule = {
+        "any": [
+            field("contact.first_seen_at", "within_days", 7),
+            {"orders": {"count": {"gte": 1}, "window_days": 30}},
+        ]
+    }
+    first = rule_sql(workspace=pool.ws, rule=rule, now=NOW)
+    later = NOW + timedelta(days=3, microseconds=1)
+    again = rule_sql(workspace=pool.ws, rule=rule, now=later)
+    assert again.sql is first.sql  # compiled once
+    assert again.params != first.params
+    fresh = {row[0] for row in fetch(compile_rule(workspace=pool.ws, rule=rule, now=later))}
+    assert _ids_from_sql(pool, rule, now=later) == fresh
+    assert _ids_from_sql(pool, rule) != fresh  # the windows did move
+
+
+@pytest.mark.django_db
+def test_a_kept_rule_still_checks_what_it_names(pool):
+    from siyu.audiences import services
+
+    group = services.tag_group_create(workspace=pool.ws, name="临时")
+    tag = services.tag_create(workspace=pool.ws, group=group, name="快闪")
+    tag_id = tag.id
+    rule = {"all": [{"tag": tag_id}]}
+    assert _ids_from_sql(pool, rule) == set()
+    tag.delete()
+    with pytest.raises(ValidationFailed) as info:
+        _ids_from_sql(pool, rule)
+    assert (info.value.path, info.value.message) == (
+        "all.0.tag",
+        f"tag {tag_id} does not exist in this workspace",
+    )
+    # A window that starts after an earlier "now" is refused for that call, as when compiled.
+    since = {"orders": {"count": {"gte": 1}, "since": "2026-03-01T08:00:00+08:00"}}
+    _ids_from_sql(pool, since)
+    with pytest.raises(ValidationFailed, match="the window starts in the future"):
+        _ids_from_sql(pool, since, now=NOW - timedelta(days=1))
+
+
+@pytest.mark.django_db
+def test_a_rule_naming_the_stand_in_day_is_compiled_plainly(pool):
+    rule = field("contact.city", "eq", "1900-01-01 00:00:00")
+    matches = rule_sql(workspace=pool.ws, rule=rule, now=NOW)
+    assert matches.params == [] and "1900-01-01 00:00:00" in matches.sql
+    assert _ids_from_sql(pool, rule) == set()
+
+
 @pytest.mark.django_db
 def test_on_duckdb_did_not_do_reads_only_the_contacts_ids_it_needs(pool):
     # DuckDB carries every column of a nested "SELECT *" through the anti-join of a
     # correlated NOT EXISTS; the filter is merged into the projection of the ids instead.
-    expr = compile_rule(workspace=pool.ws, rule={"event": {"type": "share", "max_count": 0}}, now=NOW)
+    expr = compile_rule(
+        workspace=pool.ws, rule={"event": {"type": "share", "max_count": 0}}, now=NOW
+    )
     sql = to_sql(expr, engine="duckdb")
     assert "SELECT *" not in sql and "NOT (EXISTS(" in sql
 

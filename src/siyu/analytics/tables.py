@@ -206,13 +206,18 @@ def fetch(expr: ibis.Expr) -> list[tuple]:
         return cursor.fetchall()
 
 
-def duckdb_fetch(expr: ibis.Expr, parquet_dir: Path) -> list[tuple]:
-    """Runs the same expression on an in-memory DuckDB whose tables are the Parquet files in
-    ``parquet_dir`` (one ``<db_table>.parquet`` per table, as ``parquet_export`` writes)."""
+def duckdb_connect(parquet_dir: Path) -> ibis.BaseBackend:
+    """An in-memory DuckDB whose tables are the Parquet files in ``parquet_dir`` (one
+    ``<db_table>.parquet`` per table, as ``parquet_export`` writes)."""
     con = ibis.duckdb.connect()
     for path in sorted(Path(parquet_dir).glob("*.parquet")):
         con.read_parquet(path, table_name=path.stem)
-    return con.raw_sql(to_sql(expr, engine="duckdb")).fetchall()
+    return con
+
+
+def duckdb_fetch(expr: ibis.Expr, parquet_dir: Path) -> list[tuple]:
+    """Runs the same expression on DuckDB over the Parquet files in ``parquet_dir``."""
+    return duckdb_connect(parquet_dir).raw_sql(to_sql(expr, engine="duckdb")).fetchall()
 
 
 def _arrow_type(field: models.Field) -> pa.DataType:

@@ -36,7 +36,7 @@ from siyu.audiences.models import (
     TagSource,
 )
 from siyu.audiences.queries import ListProblem, contacts_from_list
-from siyu.audiences.rules import compile_rule, validate_rule
+from siyu.audiences.rules import RuleSQL, rule_sql, validate_rule
 from siyu.contacts.models import Contact
 from siyu.contacts.services import MERGE_HANDLERS
 from siyu.errors import ValidationFailed
@@ -240,17 +240,17 @@ def tag_rule_apply(
     if tag.rule is None:
         raise ValidationFailed("no_rule", f"tag {tag.id} has no rule", path="rule")
     now = now or timezone.now()
-    rule_sql = to_sql_fragment(compile_rule(workspace=workspace, rule=tag.rule, now=now))
+    rule = rule_sql(workspace=workspace, rule=tag.rule, now=now)
     removed = _execute(
         f"DELETE FROM {_q(ContactTag)} WHERE tag_id = %s AND source = %s "  # noqa: S608 - table names from models
-        f"AND contact_id NOT IN (SELECT r.contact_id FROM ({rule_sql}) r)",
-        [tag.id, TagSource.RULE],
+        f"AND contact_id NOT IN (SELECT r.contact_id FROM ({rule.sql}) r)",
+        [tag.id, TagSource.RULE, *rule.params],
     )
     added = _execute(
         f"INSERT INTO {_q(ContactTag)} (workspace_id, contact_id, tag_id, source, created_at) "  # noqa: S608
-        f"SELECT %s, r.contact_id, %s, %s, %s FROM ({rule_sql}) r "
+        f"SELECT %s, r.contact_id, %s, %s, %s FROM ({rule.sql}) r "
         f"WHERE NOT EXISTS (SELECT 1 FROM {_q(ContactTag)} t WHERE t.tag_id = %s AND t.contact_id = r.contact_id)",
-        [workspace.id, tag.id, TagSource.RULE, _db_time(now), tag.id],
+        [workspace.id, tag.id, TagSource.RULE, _db_time(now), *rule.params, tag.id],
     )
     return added, removed
 
@@ -360,9 +360,11 @@ def _refresh(*, workspace: Workspace, segment: Segment, now: datetime) -> Segmen
     )
     try:
         with transaction.atomic():
-            expr = compile_rule(workspace=workspace, rule=segment.rule, now=now)
             entered, left = _write_membership(
-                segment=segment, refresh=refresh, rule_sql=to_sql_fragment(expr), at=now
+                segment=segment,
+                refresh=refresh,
+                rule=rule_sql(workspace=workspace, rule=segment.rule, now=now),
+                at=now,
             )
     except ValidationFailed as exc:
         return _refresh_failed(
@@ -399,7 +401,7 @@ def _refresh_failed(segment: Segment, refresh: SegmentRefresh, error: str) -> Se
 
 
 def _write_membership(
-    *, segment: Segment, refresh: SegmentRefresh, rule_sql: str, at: datetime
+    *, segment: Segment, refresh: SegmentRefresh, rule: RuleSQL, at: datetime
 ) -> tuple[int, int]:
     """Set difference in the database: leavers are members not in the rule's result, entrants
     are results not yet members. Returns (entered, left)."""
@@ -409,14 +411,14 @@ def _write_membership(
     left = _execute(
         f"INSERT INTO {change} (workspace_id, segment_id, refresh_id, contact_id, change, at) "  # noqa: S608 - table names from models
         f"SELECT %s, %s, %s, m.contact_id, %s, %s FROM {member} m WHERE m.segment_id = %s "
-        f"AND NOT EXISTS (SELECT 1 FROM ({rule_sql}) r WHERE r.contact_id = m.contact_id)",
-        [*head, SegmentChangeKind.LEFT, stamp, segment.id],
+        f"AND NOT EXISTS (SELECT 1 FROM ({rule.sql}) r WHERE r.contact_id = m.contact_id)",
+        [*head, SegmentChangeKind.LEFT, stamp, segment.id, *rule.params],
     )
     entered = _execute(
         f"INSERT INTO {change} (workspace_id, segment_id, refresh_id, contact_id, change, at) "  # noqa: S608
-        f"SELECT %s, %s, %s, r.contact_id, %s, %s FROM ({rule_sql}) r "
+        f"SELECT %s, %s, %s, r.contact_id, %s, %s FROM ({rule.sql}) r "
         f"WHERE NOT EXISTS (SELECT 1 FROM {member} m WHERE m.segment_id = %s AND m.contact_id = r.contact_id)",
-        [*head, SegmentChangeKind.ENTERED, stamp, segment.id],
+        [*head, SegmentChangeKind.ENTERED, stamp, *rule.params, segment.id],
     )
     _execute(
         f"DELETE FROM {member} WHERE segment_id = %s AND contact_id IN "  # noqa: S608
@@ -700,7 +702,9 @@ def segment_create_from_list(
     """A static segment from an uploaded list (phones, member numbers or contact ids): the
     contacts found become its members at once; lines that name nobody are reported back."""
     if len(values) > MAX_LIST_LINES:
-        raise ValidationFailed("too_many", f"a list has at most {MAX_LIST_LINES} lines", path="file")
+        raise ValidationFailed(
+            "too_many", f"a list has at most {MAX_LIST_LINES} lines", path="file"
+        )
     name = _check_name(workspace, name)
     now = now or timezone.now()
     ids, problems = contacts_from_list(workspace=workspace, column=column, values=values)
@@ -722,6 +726,10 @@ def segment_create_from_list(
     day = now.astimezone(ZoneInfo(workspace.time_zone)).date()
     SegmentSizeHistory.objects.create(workspace=workspace, segment=segment, date=day, size=len(ids))
     audit_record(
-        workspace=workspace, action="segment.create", actor_user=actor, target=segment, data={"rule": segment.rule}
+        workspace=workspace,
+        action="segment.create",
+        actor_user=actor,
+        target=segment,
+        data={"rule": segment.rule},
     )
     return segment, problems

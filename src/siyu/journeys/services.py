@@ -33,14 +33,13 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from siyu import bulk
-from siyu.analytics.tables import to_sql_fragment
 from siyu.audiences import services as audiences_services
 from siyu.audiences.models import (
     Segment,
     Tag,
     TagSource,
 )
-from siyu.audiences.rules import compile_rule
+from siyu.audiences.rules import rule_sql
 from siyu.commerce.models import Order
 from siyu.contacts.models import Contact
 from siyu.contacts.services import MERGE_HANDLERS
@@ -360,8 +359,9 @@ def _enroll(
     source_sql, source_params = source.query.sql_with_params()
     filters, filter_params = [], []
     if definition.get("entry_rule") is not None:
-        rule = compile_rule(workspace=workspace, rule=definition["entry_rule"], now=now)
-        filters.append(f"src.cid IN (SELECT r.contact_id FROM ({to_sql_fragment(rule)}) r)")  # noqa: S608
+        rule = rule_sql(workspace=workspace, rule=definition["entry_rule"], now=now)
+        filters.append(f"src.cid IN (SELECT r.contact_id FROM ({rule.sql}) r)")  # noqa: S608
+        filter_params.extend(rule.params)
     if rescan:
         filters.append(
             f"NOT EXISTS (SELECT 1 FROM {enr} e WHERE e.journey_id = %s AND e.contact_id = src.cid "  # noqa: S608
@@ -604,12 +604,12 @@ def _effect(
             source_key=step["key"],
         )
     elif kind == "branch":
-        rule = compile_rule(workspace=workspace, rule=step["rule"], now=now)
+        rule = rule_sql(workspace=workspace, rule=step["rule"], now=now)
         matching, params = bulk.in_list(claimed.contact_ids)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT r.contact_id FROM ({to_sql_fragment(rule)}) r WHERE r.contact_id {matching}",  # noqa: S608
-                params,
+                f"SELECT r.contact_id FROM ({rule.sql}) r WHERE r.contact_id {matching}",  # noqa: S608
+                [*rule.params, *params],
             )
             hits = {row[0] for row in cursor.fetchall()}
         yes, no = claimed.subset(hits)
