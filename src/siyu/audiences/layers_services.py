@@ -268,6 +268,24 @@ def _write_difference(
     quote = connection.ops.quote_name
     stage = quote("lifecycle_stage")
     selected = ", ".join(f"l.{quote(c)}" for c in _COLUMNS)
+    columns = ", ".join(quote(c) for c in _COLUMNS)
+    if not _scalar(
+        f"SELECT CASE WHEN EXISTS (SELECT 1 FROM {layer} WHERE workspace_id = %s) "  # noqa: S608
+        f"OR EXISTS (SELECT 1 FROM {snapshot} WHERE workspace_id = %s) THEN 1 ELSE 0 END",
+        [ws, ws],
+    ):
+        # The workspace's first refresh: every row is new and there is no history to compare
+        # with, so the new layers are written as they are, without the difference worked out.
+        _execute(
+            f"INSERT INTO {snapshot} (workspace_id, month, contact_id, lifecycle_stage) "  # noqa: S608
+            f"SELECT %s, %s, l.contact_id, l.{stage} FROM {new} l ORDER BY l.contact_id",
+            [ws, month],
+        )
+        return _execute(
+            f"INSERT INTO {layer} (workspace_id, changed_at, {columns}) "  # noqa: S608
+            f"SELECT %s, %s, {selected} FROM {new} l ORDER BY l.contact_id",
+            [ws, stamp],
+        )
     diff = _staging_name(workspace, _DIFF)
     _create_staging(
         diff,
@@ -329,7 +347,6 @@ def _write_difference(
         f"WHERE NOT l.is_new AND {layer}.contact_id = l.contact_id",
         [stamp],
     )
-    columns = ", ".join(quote(c) for c in _COLUMNS)
     written += _execute(
         f"INSERT INTO {layer} (workspace_id, changed_at, {columns}) "  # noqa: S608
         f"SELECT %s, %s, {selected} FROM {diff} l WHERE l.is_new ORDER BY l.contact_id",
