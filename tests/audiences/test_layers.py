@@ -269,19 +269,20 @@ def test_a_deleted_contact_leaves_the_layers_at_the_next_refresh(layered):
 def test_refresh_is_a_few_set_statements(layered, django_assert_num_queries):
     layer_config_get(workspace=layered.ws)
     # savepoint, config (read, save, lock), buyers and intent into working tables (create +
-    # analyze each), median, layers into a working table (create + analyze), count, drop
-    # buyers and intent, look for stored layers or history (none: the first refresh writes
+    # analyze each), median, the buyers' scores into a working table (create + analyze),
+    # layers into a working table (create + analyze), count, drop buyers, intent and scores,
+    # look for stored layers or history (none: the first refresh writes
     # the new layers as they are), insert the snapshot rows and the layers, drop the layers
     # table, record the refresh, release; on PostgreSQL also read, raise and restore work_mem.
     extra = 3 if connection.vendor == "postgresql" else 0
-    with django_assert_num_queries(20 + extra):
+    with django_assert_num_queries(23 + extra):
         layers_refresh(workspace=layered.ws, now=NOW)
     # A later refresh: config (read, lock) instead of (read, save, lock); after the look for
     # stored layers, the rows that differ into a working table, count stored and new contacts
     # (none gone: nothing to delete), delete the moved stages' snapshot rows, look for history
     # before this month (none: no stage to look up), insert the snapshot rows, update + insert
     # layers, drop the differing table.
-    with django_assert_num_queries(26 + extra):
+    with django_assert_num_queries(29 + extra):
         layers_refresh(workspace=layered.ws, now=NOW + timedelta(days=1))
     # The working tables (UNLOGGED on PostgreSQL, so that parallel workers can read them) are
     # gone once the refresh is over.

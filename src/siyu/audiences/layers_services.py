@@ -30,6 +30,7 @@ from siyu.audiences.layers import (
     intent_expression,
     layers_expression,
     median_interval_expression,
+    scores_expression,
 )
 from siyu.audiences.layers_queries import layer_config_get
 from siyu.audiences.models import ContactLayer, LayerConfig, LayerSnapshot, RFMMethod
@@ -178,7 +179,7 @@ class LayersRefreshed:
 
 
 #: Temporary tables of one refresh (per connection, dropped before the refresh returns).
-_BUYERS, _INTENT, _NEW, _DIFF = "buyers", "intent", "new", "diff"
+_BUYERS, _INTENT, _SCORES, _NEW, _DIFF = "buyers", "intent", "scores", "new", "diff"
 
 
 def _staging_name(workspace: Workspace, part: str) -> str:
@@ -364,16 +365,17 @@ def layers_refresh(
     ``now``'s month (in the workspace's zone), replacing an earlier refresh's in the same month:
     a month's snapshot is its last refresh, so flows compare month ends.
 
-    The buyers' aggregates are computed once into a working table, both the median rhythm
-    and the layers read it; the layers go into a second working table, and only the
-    contacts whose layers differ from the stored ones are written."""
+    The buyers' aggregates are computed once into a working table, which the median rhythm,
+    the RFM scores (ranked on the buyers' own rows, into a working table too) and the layers
+    read; the layers go into another working table, and only the contacts whose layers
+    differ from the stored ones are written."""
     now = now or timezone.now()
     progress = progress or NoProgress()
     config = _locked_config(workspace)
     zone = ZoneInfo(workspace.time_zone)
     month = now.astimezone(zone).date().replace(day=1)
     progress.start("RFM, lifecycle and intent layers", 3)
-    names = {part: _staging_name(workspace, part) for part in (_BUYERS, _INTENT, _NEW)}
+    names = {part: _staging_name(workspace, part) for part in (_BUYERS, _INTENT, _SCORES, _NEW)}
     with _memory_for_sorts():
         buyers = _stage(
             names[_BUYERS], buyers_expression(workspace=workspace, config=config, now=now)
@@ -386,6 +388,7 @@ def layers_refresh(
             median_interval_expression(workspace=workspace, config=config, now=now, buyers=buyers)
         )
         median = float(median) if median is not None else None
+        scores = _stage(names[_SCORES], scores_expression(buyers=buyers, now=now))
         progress.advance()
         _stage(
             names[_NEW],
@@ -396,10 +399,12 @@ def layers_refresh(
                 median_interval=median,
                 buyers=buyers,
                 intent=intent,
+                scores=scores,
             ),
         )
         _execute(f"DROP TABLE {names[_BUYERS]}", [])
         _execute(f"DROP TABLE {names[_INTENT]}", [])
+        _execute(f"DROP TABLE {names[_SCORES]}", [])
         contacts = _scalar(f"SELECT COUNT(*) FROM {names[_NEW]}", [])  # noqa: S608
         progress.advance()
         changed = _write_difference(workspace, now, month, names[_NEW], contacts)
