@@ -38,6 +38,7 @@ from siyu.audiences.layers_queries import (
     RFMCell,
     StageFlow,
     layer_config_get,
+    layers_overview,
     rfm_matrix,
     snapshot_months,
     stage_counts,
@@ -355,6 +356,18 @@ def test_rfm_matrix_for_one_store_sees_only_its_contacts(layered):
 
 
 @pytest.mark.django_db
+def test_the_layers_overview_is_one_scan_that_agrees_with_each_view(
+    layered, django_assert_num_queries
+):
+    layers_refresh(workspace=layered.ws, now=NOW)
+    with django_assert_num_queries(1):
+        overview = layers_overview(workspace=layered.ws, store_id=layered.s1.id)
+    assert overview.rfm == rfm_matrix(workspace=layered.ws, store_id=layered.s1.id)
+    assert overview.stages == stage_counts(workspace=layered.ws, store_id=layered.s1.id)
+    assert sum(overview.intents.values()) == sum(overview.stages.values()) == 2
+
+
+@pytest.mark.django_db
 def test_threshold_method_classes(layered):
     layer_config_update(
         workspace=layered.ws,
@@ -440,6 +453,7 @@ def test_the_same_expressions_give_the_same_layers_on_duckdb_over_parquet(layere
 
     def norm(rows) -> dict[str, tuple]:
         names = {c.id: n for n, c in layered.contacts.items()}
+
         def recency(f, last):  # as ContactLayer.recency_days_as_of derives it
             if not f:
                 return None
@@ -722,20 +736,30 @@ def test_api_another_workspaces_contact_is_not_found(layered, other_ws):
 @pytest.mark.django_db
 def test_a_merged_contact_keeps_the_survivors_stage_history(ws):
     old = factories.contact(ws, phone="13800000001", first_seen_at=datetime(2025, 1, 1, tzinfo=UTC))
-    young = factories.contact(ws, phone="13800000002", first_seen_at=datetime(2025, 6, 1, tzinfo=UTC))
+    young = factories.contact(
+        ws, phone="13800000002", first_seen_at=datetime(2025, 6, 1, tzinfo=UTC)
+    )
     order(ws, young, "store", "10.00", datetime(2026, 2, 5, tzinfo=UTC))
     layers_refresh(workspace=ws, now=datetime(2026, 1, 20, tzinfo=UTC))
     layers_refresh(workspace=ws, now=datetime(2026, 2, 20, tzinfo=UTC))
     # January: both prospects; February: the younger one bought (a row of its own).
     assert LayerSnapshot.objects.filter(contact=young).count() == 2
 
-    factories.contact(ws, identities=[{"kind": "phone", "value": "13800000001"},
-                                      {"kind": "phone", "value": "13800000002"}])
+    factories.contact(
+        ws,
+        identities=[
+            {"kind": "phone", "value": "13800000001"},
+            {"kind": "phone", "value": "13800000002"},
+        ],
+    )
 
     # The survivor's history is its own (prospect in January and, unchanged, in February);
     # the merged contact's February row would have made it "new" there without an order.
-    assert list(LayerSnapshot.objects.filter(workspace=ws).values_list("contact_id", "month",
-                                                                         "lifecycle_stage")) == [
-        (old.id, date(2026, 1, 1), "prospect")
+    assert list(
+        LayerSnapshot.objects.filter(workspace=ws).values_list(
+            "contact_id", "month", "lifecycle_stage"
+        )
+    ) == [(old.id, date(2026, 1, 1), "prospect")]
+    assert stage_flow(workspace=ws, month=date(2026, 2, 1)) == [
+        StageFlow("prospect", "prospect", 1)
     ]
-    assert stage_flow(workspace=ws, month=date(2026, 2, 1)) == [StageFlow("prospect", "prospect", 1)]

@@ -57,18 +57,24 @@ class RFMCell:
     average_order_value: Decimal | None
 
 
-def rfm_matrix(*, workspace: Workspace, store_id: int | None = None) -> list[RFMCell]:
-    """The eight classes in the classic order with their contacts, net revenue in the RFM window,
-    share of that revenue (0-1, of the classified contacts' total) and average order value (none
-    without orders), as of the last refresh: one aggregate statement."""
+def _groups(workspace: Workspace, store_id: int | None) -> list[tuple]:
+    """Contacts, net revenue in the RFM window and orders in it per (RFM class, stage, intent
+    layer), as of the last refresh: one scan of the layers serves the matrix and both counts
+    (at most 9 x 6 x 4 rows)."""
     layer = _scoped(table(ContactLayer), workspace, store_id)
-    layer = layer.filter(layer.rfm_class != "")
-    rows = fetch(
-        layer.group_by("rfm_class").aggregate(
+    return fetch(
+        layer.group_by("rfm_class", "lifecycle_stage", "intent_layer").aggregate(
             contacts=layer.count(), revenue=layer.monetary.sum(), orders=layer.frequency.sum()
         )
     )
-    found = {code: (n, Decimal(str(revenue)), orders) for code, n, revenue, orders in rows}
+
+
+def _rfm_cells(groups: list[tuple]) -> list[RFMCell]:
+    found: dict[str, tuple[int, Decimal, int]] = {}
+    for code, _, _, n, revenue, orders in groups:
+        if code:
+            was_n, was_revenue, was_orders = found.get(code, (0, Decimal(0), 0))
+            found[code] = (was_n + n, was_revenue + Decimal(str(revenue)), was_orders + orders)
     total = sum((revenue for _, revenue, _ in found.values()), Decimal(0))
     cells = []
     for (r, f, m), code in RFM_CLASSES.items():
@@ -89,6 +95,38 @@ def rfm_matrix(*, workspace: Workspace, store_id: int | None = None) -> list[RFM
             )
         )
     return cells
+
+
+def _counts(groups: list[tuple], column: int, codes: list[str]) -> dict[str, int]:
+    """Contacts per code of one layer, every code present (zero when empty)."""
+    counts = dict.fromkeys(codes, 0)
+    for row in groups:
+        counts[row[column]] = counts.get(row[column], 0) + row[3]
+    return counts
+
+
+def rfm_matrix(*, workspace: Workspace, store_id: int | None = None) -> list[RFMCell]:
+    """The eight classes in the classic order with their contacts, net revenue in the RFM window,
+    share of that revenue (0-1, of the classified contacts' total) and average order value (none
+    without orders), as of the last refresh."""
+    return _rfm_cells(_groups(workspace, store_id))
+
+
+@dataclass(frozen=True)
+class LayersOverview:
+    rfm: list[RFMCell]
+    stages: dict[str, int]
+    intents: dict[str, int]
+
+
+def layers_overview(*, workspace: Workspace, store_id: int | None = None) -> LayersOverview:
+    """The RFM matrix and the contacts per lifecycle stage and per intent layer, from one scan."""
+    groups = _groups(workspace, store_id)
+    return LayersOverview(
+        rfm=_rfm_cells(groups),
+        stages=_counts(groups, 1, LifecycleStage.values),
+        intents=_counts(groups, 2, IntentLayer.values),
+    )
 
 
 @dataclass(frozen=True)
@@ -134,19 +172,7 @@ def contact_layer(*, workspace: Workspace, contact_id: int) -> ContactLayer | No
 
 def stage_counts(*, workspace: Workspace, store_id: int | None = None) -> dict[str, int]:
     """Contacts per lifecycle stage now, every stage present (zero when empty)."""
-    layer = _scoped(table(ContactLayer), workspace, store_id)
-    rows = fetch(layer.group_by("lifecycle_stage").aggregate(n=layer.count()))
-    return {**dict.fromkeys(LifecycleStage.values, 0), **dict(rows)}
-
-
-# --- for the console's layers page (siyu.audiences.layers_views) -------------------------------
-
-
-def intent_counts(*, workspace: Workspace, store_id: int | None = None) -> dict[str, int]:
-    """Contacts per intent layer now, every layer present (zero when empty)."""
-    layer = _scoped(table(ContactLayer), workspace, store_id)
-    rows = fetch(layer.group_by("intent_layer").aggregate(n=layer.count()))
-    return {**dict.fromkeys(IntentLayer.values, 0), **dict(rows)}
+    return _counts(_groups(workspace, store_id), 1, LifecycleStage.values)
 
 
 def snapshot_months(*, workspace: Workspace) -> list[date]:

@@ -259,9 +259,9 @@ def _page(
 ) -> HttpResponse:
     ws = request.workspace
     store_id = _store_id(request)
-    rows, classified = _rfm_rows(queries.rfm_matrix(workspace=ws, store_id=store_id))
-    stages = queries.stage_counts(workspace=ws, store_id=store_id)
-    intents = queries.intent_counts(workspace=ws, store_id=store_id)
+    overview = queries.layers_overview(workspace=ws, store_id=store_id)
+    rows, classified = _rfm_rows(overview.rfm)
+    stages, intents = overview.stages, overview.intents
     months = queries.snapshot_months(workspace=ws)
     month = _month(request.GET.get("month"), months)
     values = config_values or _config_values(queries.layer_config_get(workspace=ws))
