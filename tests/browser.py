@@ -6,9 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 SHOTS = Path(tempfile.gettempdir())
+#: How long a check waits for the page (ms). Playwright's 5 s was too short on a slow shared
+#: 2-core machine under CI load, where a deferred page (its figures fetched after the frame) took
+#: longer to fill in; a check still fails when the element never comes.
+WAIT_MS = 20_000
+expect.set_options(timeout=WAIT_MS)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -36,5 +41,6 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+    context.set_default_timeout(WAIT_MS)
     yield context.new_page()
     context.close()
