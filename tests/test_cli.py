@@ -26,7 +26,7 @@ def _run(args, data_dir: Path, **kw):
 
 def test_help_lists_every_command(tmp_path):
     out = _run(["--help"], tmp_path).stdout
-    for command in ("demo", "init", "serve", "worker", "createuser", "apikey", "import"):
+    for command in ("demo", "init", "serve", "worker", "createuser", "apikey", "channel", "import"):
         assert command in out
 
 
@@ -41,6 +41,25 @@ def test_init_then_apikey_prints_a_working_key_once(tmp_path):
     listed = _run(["apikey", "list", "--workspace", "fruit"], tmp_path).stdout
     assert "pos" in listed and raw not in listed
     assert (tmp_path / "siyu.sqlite3").exists()
+
+
+def test_channel_add_refuses_bad_settings_and_lists_secrets_masked(tmp_path):
+    assert _run(["init", "--slug", "fruit"], tmp_path).returncode == 0
+    add = ["channel", "add", "--workspace", "fruit", "--kind", "webhook", "--name", "CRM"]
+    bad_json = _run([*add, "--settings", "{url:"], tmp_path)
+    assert bad_json.returncode != 0 and "--settings is not valid JSON" in bad_json.stderr
+    missing = _run([*add, "--settings", "{}"], tmp_path)
+    assert missing.returncode != 0
+    assert "settings: A webhook channel needs settings: url, secret." in missing.stderr
+    settings = '{"url": "https://crm.example.com/hook", "secret": "s3cret-value"}'
+    ok = _run([*add, "--settings", settings, "--rate", "5"], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "(webhook) CRM added to fruit" in ok.stdout
+    listed = _run(["channel", "list", "--workspace", "fruit"], tmp_path).stdout
+    assert "CRM" in listed and "https://crm.example.com/hook" in listed
+    assert "s3cret-value" not in listed and "5.0/s" in listed
+    taken = _run([*add, "--settings", settings], tmp_path)
+    assert taken.returncode != 0 and "CRM" in taken.stderr
 
 
 def test_init_refuses_a_taken_slug_and_bad_time_zone(tmp_path):

@@ -5,6 +5,7 @@ where the embedded database and the generated secrets live."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -182,6 +183,61 @@ def apikey_revoke(data_dir, slug, key_id) -> None:
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     console.print(f"Key {key_id} revoked.")
+
+
+@main.group()
+def channel() -> None:
+    """Manage the channels messages go out through (SMS gateway, SMTP, webhook, console)."""
+
+
+@channel.command("add")
+@data_dir_option
+@click.option("--workspace", "slug", required=True)
+@click.option("--kind", required=True, help="console, webhook, email or sms.")
+@click.option("--name", required=True)
+@click.option("--settings", "settings_json", default="{}", show_default=True, help="The kind's settings as JSON (docs/messaging.md).")
+@click.option("--consent-channel", default=None, help="Whose consent it needs; defaults to the kind's own.")
+@click.option("--require-consent", is_flag=True, help="Send only to contacts who granted consent.")
+@click.option("--rate", "rate_per_second", type=float, default=10.0, show_default=True, help="Messages per second at most.")
+def channel_add(data_dir, slug, kind, name, settings_json, consent_channel, require_consent, rate_per_second) -> None:
+    """Add a channel (audited, as in the console and the API)."""
+    _setup(data_dir)
+    from siyu.errors import DomainError
+    from siyu.messaging import services
+
+    try:
+        settings = json.loads(settings_json)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"--settings is not valid JSON: {exc}") from exc
+    if not isinstance(settings, dict):
+        raise click.ClickException("--settings must be a JSON object")
+    try:
+        made = services.channel_create(
+            workspace=_workspace(slug),
+            kind=kind,
+            name=name,
+            settings=settings,
+            consent_channel=consent_channel,
+            require_consent=require_consent,
+            rate_per_second=rate_per_second,
+        )
+    except DomainError as exc:
+        raise click.ClickException(f"{exc.path}: {exc.message}" if exc.path else exc.message) from exc
+    console.print(f"Channel {made.id} ({made.kind}) {made.name} added to {slug}.")
+
+
+@channel.command("list")
+@data_dir_option
+@click.option("--workspace", "slug", required=True)
+def channel_list(data_dir, slug) -> None:
+    """List channels; secrets are shown masked."""
+    _setup(data_dir)
+    from siyu.messaging import queries, services
+
+    for c in queries.channels_list(workspace=_workspace(slug)):
+        state = "enabled" if c.enabled else "disabled"
+        settings = json.dumps(services.settings_masked(c.settings), ensure_ascii=False)
+        click.echo(f"{c.id}\t{c.kind}\t{c.name}\t{state}\t{c.rate_per_second}/s\t{settings}")
 
 
 @main.command("import")
