@@ -57,6 +57,11 @@ def _progress_bar() -> Progress:
     )
 
 
+def _refused(exc) -> click.ClickException:
+    """A service's refusal as the command's error, naming the offending input when it has a path."""
+    return click.ClickException(f"{exc.path}: {exc.message}" if exc.path else exc.message)
+
+
 def _workspace(slug: str):
     from siyu.tenancy.models import Workspace
 
@@ -93,7 +98,7 @@ def init(data_dir: str | None, slug: str, name: str | None, time_zone: str, curr
     try:
         ws = services.workspace_create(slug=slug, name=name or slug, time_zone=time_zone, currency=currency)
     except DomainError as exc:
-        raise click.ClickException(exc.message) from exc
+        raise _refused(exc) from exc
     console.print(f"Workspace [bold]{ws.slug}[/] created ({ws.time_zone}, {ws.currency}).")
     console.print(f"Next: `siyu createuser NAME --workspace {ws.slug} --role owner`, then `siyu serve`.")
 
@@ -130,7 +135,7 @@ def createuser(data_dir, username, slug, role, staff_code, password, random_pass
             if staff_code:
                 commerce_services.staff_link_user(workspace=ws, staff_code=staff_code, user=user)
     except DomainError as exc:
-        raise click.ClickException(exc.message) from exc
+        raise _refused(exc) from exc
     console.print(f"User [bold]{username}[/] is {role} of {ws.slug}.")
     if random_password:
         console.print(f"Password: [bold]{password}[/]")
@@ -181,7 +186,7 @@ def apikey_revoke(data_dir, slug, key_id) -> None:
     try:
         services.api_key_revoke(workspace=_workspace(slug), key_id=key_id)
     except DomainError as exc:
-        raise click.ClickException(exc.message) from exc
+        raise _refused(exc) from exc
     console.print(f"Key {key_id} revoked.")
 
 
@@ -222,7 +227,7 @@ def channel_add(data_dir, slug, kind, name, settings_json, consent_channel, requ
             rate_per_second=rate_per_second,
         )
     except DomainError as exc:
-        raise click.ClickException(f"{exc.path}: {exc.message}" if exc.path else exc.message) from exc
+        raise _refused(exc) from exc
     console.print(f"Channel {made.id} ({made.kind}) {made.name} added to {slug}.")
 
 
@@ -257,7 +262,7 @@ def import_(data_dir, entity, file, slug, encoding) -> None:
         with _progress_bar() as bar:
             report = run_import(workspace=ws, entity=entity, path=file, encoding=encoding, progress=RichProgress(bar))
     except DomainError as exc:
-        raise click.ClickException(exc.message) from exc
+        raise _refused(exc) from exc
     console.print(report.summary())
     if report.rejected:
         sys.exit(1)
